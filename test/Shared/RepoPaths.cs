@@ -1,0 +1,53 @@
+using System.Runtime.CompilerServices;
+
+namespace BlkTapCtrl.Testing;
+
+/// <summary>Locates the repository, the shared design folder and the built executables from a test.</summary>
+public static class RepoPaths
+{
+    public static string Root { get; } = FindRoot();
+
+    /// <summary>The CEO's shared folder (design reference, golden test data), beside the clone.</summary>
+    public static string Shared => Path.GetFullPath(Path.Combine(Root, "..", "shared"));
+
+    public static string GoldenVhdDir => Path.Combine(Shared, "testdata", "vhd-golden");
+
+#if DEBUG
+    private const string Configuration = "debug";
+#else
+    private const string Configuration = "release";
+#endif
+
+    /// <summary>
+    /// Full path of a built executable by its dom0 name (tapdisk, blktapctrl, tap-ctl, vhd-util, xenstored),
+    /// from the artifacts folder of the same configuration as the tests. Fails the test when it is not built.
+    /// </summary>
+    public static string Executable(string name)
+    {
+        var bin = Path.Combine(Root, "artifacts", "bin");
+        if (Directory.Exists(bin))
+        {
+            foreach (var project in Directory.EnumerateDirectories(bin))
+            {
+                var candidate = Path.Combine(project, Configuration, name);
+                if (File.Exists(candidate))
+                    return candidate;
+            }
+        }
+        Assert.Fail($"executable '{name}' is not built under {bin}/*/{Configuration}; build BlkTapCtrl.sln first");
+        return "";
+    }
+
+    private static string FindRoot([CallerFilePath] string source = "")
+    {
+        foreach (var start in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(source) ?? "" })
+        {
+            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "BlkTapCtrl.sln")))
+                    return dir.FullName;
+            }
+        }
+        throw new InvalidOperationException("BlkTapCtrl.sln not found above " + AppContext.BaseDirectory);
+    }
+}
