@@ -1,0 +1,19 @@
+using BlkTapCtrl.Worker.Vbd;
+
+namespace BlkTapCtrl.Worker.Lvm;
+
+/// <summary>
+/// Reactivates the logical volumes of an LVM-backed chain before it is opened (reference §3.9).
+/// Returns 0 or a negative errno.
+/// </summary>
+public interface ILvmReactivator
+{
+    int Reactivate(VbdOpenParameters parameters);
+}
+
+/// <summary>For storage that is not LVM: nothing to do.</summary>
+public sealed class NoLvmReactivation : ILvmReactivator
+{
+    public static readonly NoLvmReactivation Instance = new();
+    public int Reactivate(VbdOpenParameters parameters) => 0;
+}

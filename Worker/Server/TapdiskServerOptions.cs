@@ -1,0 +1,34 @@
+using BlkTapCtrl.Worker.Images;
+using BlkTapCtrl.Worker.Lvm;
+using BlkTapCtrl.Worker.Logging;
+using BlkTapCtrl.Worker.Scheduling;
+
+namespace BlkTapCtrl.Worker.Server;
+
+/// <summary>Which I/O backend a VBD's drivers use (reference §3.7).</summary>
+public enum IoBackendKind
+{
+    /// <summary>Linux native AIO with an eventfd in the loop (blktap's lio). Falls back to synchronous if unavailable.</summary>
+    LinuxAio,
+    /// <summary>Blocking pread/pwrite during submit (blktap's rwio).</summary>
+    Synchronous,
+}
+
+public sealed class TapdiskServerOptions
+{
+    public IClock Clock { get; init; } = MonotonicClock.Instance;
+    public WorkerLog Log { get; init; } = new();
+    public IImageDriverFactory DriverFactory { get; init; } = Drivers.DefaultImageDriverFactory.Instance;
+    public ILvmReactivator Lvm { get; init; } = NoLvmReactivation.Instance;
+    public IoBackendKind Backend { get; init; } = IoBackendKind.LinuxAio;
+    public int IoQueueCapacity { get; init; } = IO.IoQueue.DefaultCapacity;
+    public int RequestSlotsPerVbd { get; init; } = Vbd.Vbd.DefaultRequestSlots;
+
+    /// <summary>Backend from <c>TAPDISK_IO_BACKEND</c> (<c>aio</c> or <c>sync</c>), default native AIO.</summary>
+    public static IoBackendKind BackendFromEnvironment() =>
+        Environment.GetEnvironmentVariable("TAPDISK_IO_BACKEND") switch
+        {
+            "sync" or "rwio" => IoBackendKind.Synchronous,
+            _ => IoBackendKind.LinuxAio,
+        };
+}

@@ -1,0 +1,76 @@
+using BlkTapCtrl.Protocol.Control;
+using BlkTapCtrl.Testing;
+
+namespace BlkTapCtrl.Integration.Tests.Worker;
+
+/// <summary>
+/// Plays the supervisor for one real tapdisk process: makes the two FIFOs, starts the built
+/// executable on them and exchanges real 280-byte control records.
+/// </summary>
+public sealed class TapdiskControlClient : IDisposable
+{
+    private readonly FileStream _toTapdisk;
+    private readonly FileStream _fromTapdisk;
+
+    private TapdiskControlClient(ChildProcess process, FileStream toTapdisk, FileStream fromTapdisk)
+    {
+        Process = process;
+        _toTapdisk = toTapdisk;
+        _fromTapdisk = fromTapdisk;
+    }
+
+    public ChildProcess Process { get; }
+
+    public static async Task<TapdiskControlClient> StartAsync(TempDir dir, IDictionary<string, string?>? env = null,
+        string? executable = null, params string[] prefixArgs)
+    {
+        string toTap = dir["ctl-w"], fromTap = dir["ctl-r"];
+        foreach (var fifo in new[] { toTap, fromTap })
+        {
+            var (code, _, err) = await ChildProcess.RunAsync("mkfifo", [fifo]);
+            Assert.That(code, Is.Zero, err);
+        }
+        var process = new ChildProcess(executable ?? RepoPaths.Executable("tapdisk"), [.. prefixArgs, toTap, fromTap], env);
+        // tapdisk opens both FIFOs read-write, so these opens do not wait for it.
+        var w = new FileStream(toTap, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
+        var r = new FileStream(fromTap, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+        return new TapdiskControlClient(process, w, r);
+    }
+
+    public void Send(ControlMessage message)
+    {
+        var buf = new byte[ControlMessage.Size];
+        message.WriteTo(buf);
+        _toTapdisk.Write(buf);
+        _toTapdisk.Flush();
+    }
+
+    public void SendRaw(byte[] record)
+    {
+        _toTapdisk.Write(record);
+        _toTapdisk.Flush();
+    }
+
+    public async Task<ControlMessage> ReceiveAsync(TimeSpan? timeout = null)
+    {
+        var buf = new byte[ControlMessage.Size];
+        var read = Task.Run(() => _fromTapdisk.ReadExactly(buf));
+        if (await Task.WhenAny(read, Task.Delay(timeout ?? TimeSpan.FromSeconds(15))) != read)
+            Assert.Fail($"no reply from tapdisk; stderr: {Process.StdErr}");
+        await read;
+        return ControlMessage.Read(buf);
+    }
+
+    public async Task<ControlMessage> RequestAsync(ControlMessage message)
+    {
+        Send(message);
+        return await ReceiveAsync();
+    }
+
+    public void Dispose()
+    {
+        Process.Dispose();
+        _toTapdisk.Dispose();
+        _fromTapdisk.Dispose();
+    }
+}
