@@ -1,0 +1,289 @@
+using System.Globalization;
+using System.Text;
+using BlkTapCtrl.Diagnostics.Native;
+
+namespace BlkTapCtrl.Diagnostics.Syslog;
+
+/// <summary>
+/// A syslog client that never blocks its caller (CA-34846): a unix datagram socket to /dev/log (or the path
+/// given with <c>--syslog-socket</c>), connected lazily, packets sent with MSG_DONTWAIT. When the daemon is
+/// slow (EAGAIN) packets wait, in order, in a fixed-size ring until the owner's event loop reports the socket
+/// writable (<see cref="FileDescriptor"/>, <see cref="WantsWritable"/>, <see cref="OnWritable"/>). A full ring
+/// drops messages and counts them; a <c>N messages dropped</c> warning follows once the ring has drained.
+/// <para>
+/// Every member may be called from any thread (a lock guards the state): the worker calls it from its loop and
+/// from signal handlers; the controller drives it with <see cref="SyslogWritablePump"/>.
+/// </para>
+/// </summary>
+public sealed class SyslogClient : IDisposable
+{
+    private const int MaxTextChars = SyslogPacketWriter.MaxPacketBytes;
+
+    private readonly Lock _gate = new();
+    private readonly SyslogClientOptions _options;
+    private readonly SyslogPacketWriter _writer;
+    private readonly SyslogRing _ring;
+    private readonly byte[] _sockaddr;
+    private readonly int _sockaddrLength;
+    private readonly byte[] _staging = new byte[SyslogPacketWriter.MaxPacketBytes];
+    private readonly char[] _statusText = new char[256];
+    private int _fd;
+    private bool _connected;
+    private long _messages, _bytes, _transmits, _failed, _dropped;
+    private long _unreportedDrops;
+
+    public SyslogClient(SyslogClientOptions options)
+    {
+        _options = options;
+        _writer = new SyslogPacketWriter(options.Format, options.Facility, options.Ident, options.ProcessId);
+        _ring = new SyslogRing(options.RingBytes);
+        (_sockaddr, _sockaddrLength) = UnixAddress(options.SocketPath);
+        _fd = LibC.Socket(LibC.AF_UNIX, LibC.SOCK_DGRAM | LibC.SOCK_NONBLOCK | LibC.SOCK_CLOEXEC, 0);
+        if (_fd < 0)
+        {
+            int errno = LibC.LastErrno;
+            throw new IOException($"syslog: socket(AF_UNIX, SOCK_DGRAM) failed: {LibC.ErrnoText(errno)} (errno {errno})");
+        }
+    }
+
+    public string SocketPath => _options.SocketPath;
+
+    /// <summary>The socket, for the owner's poll/epoll set (stable for the client's life).</summary>
+    public int FileDescriptor => _fd;
+
+    /// <summary>True while packets wait for the daemon: watch the fd for WRITE readiness only then.</summary>
+    public bool WantsWritable
+    {
+        get { lock (_gate) return !_ring.IsEmpty; }
+    }
+
+    /// <summary>
+    /// Raised (under the client's lock, so keep it short and do not log from it) when <see cref="WantsWritable"/>
+    /// changes: the event loop unmasks or masks its WRITE event.
+    /// </summary>
+    public event Action<bool>? WantsWritableChanged;
+
+    public SyslogStatistics Statistics
+    {
+        get
+        {
+            lock (_gate)
+                return new SyslogStatistics(_messages, _bytes, _transmits, _failed, _dropped, _ring.Count);
+        }
+    }
+
+    /// <summary>Logs one line. Never blocks: sends now, queues behind earlier packets, or drops and counts.</summary>
+    public void Log(SyslogSeverity severity, ReadOnlySpan<char> text)
+    {
+        lock (_gate)
+        {
+            if (_fd < 0)
+                return;
+            LogLocked(severity, text);
+        }
+    }
+
+    /// <summary>The event loop saw the socket writable: send queued packets until the daemon pushes back.</summary>
+    public void OnWritable()
+    {
+        lock (_gate)
+        {
+            if (_fd < 0)
+                return;
+            DrainLocked();
+        }
+    }
+
+    /// <summary>
+    /// Logs the close report (<c>C messages, B bytes, xmits: X, failed: F, dropped: D</c>), waits up to
+    /// <see cref="SyslogClientOptions.CloseDrainTimeout"/> for the daemon to take what is queued, then closes.
+    /// </summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_fd < 0)
+                return;
+            LogCloseReportLocked();
+            var deadline = Environment.TickCount64 + (long)_options.CloseDrainTimeout.TotalMilliseconds;
+            while (!_ring.IsEmpty)
+            {
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0 || !WaitWritable(_fd, (int)left))
+                    break;
+                DrainLocked();
+            }
+            LibC.Close(_fd);
+            _fd = -1;
+            if (!_ring.IsEmpty)
+                WantsWritableChanged?.Invoke(false);
+        }
+    }
+
+    private void LogLocked(SyslogSeverity severity, ReadOnlySpan<char> text)
+    {
+        if (text.Length > MaxTextChars)
+            text = text[..MaxTextChars];
+        int length = _writer.Write(_staging, severity, _options.Clock.GetLocalNow(), text);
+        var packet = _staging.AsSpan(0, length);
+        _messages++;
+        _bytes += length;
+
+        // While an earlier drop is unreported everything is dropped, so the report lands where the gap is.
+        if (_unreportedDrops > 0)
+        {
+            Drop();
+            return;
+        }
+        if (!_ring.IsEmpty)
+        {
+            if (!_ring.TryEnqueue(packet))
+                Drop();
+            return;
+        }
+        switch (TrySend(packet))
+        {
+            case SendResult.Sent:
+                _transmits++;
+                break;
+            case SendResult.WouldBlock:
+                _ring.TryEnqueue(packet);   // the ring is empty, one packet always fits
+                WantsWritableChanged?.Invoke(true);
+                break;
+            default:
+                _failed++;
+                break;
+        }
+    }
+
+    private void DrainLocked()
+    {
+        if (_ring.IsEmpty)
+            return;
+        while (_ring.TryPeek(out var packet))
+        {
+            var result = TrySend(packet);
+            if (result == SendResult.WouldBlock)
+                return;
+            if (result == SendResult.Sent)
+                _transmits++;
+            else
+                _failed++;   // the daemon went away: discard rather than stall the queue forever
+            _ring.Dequeue();
+        }
+        WantsWritableChanged?.Invoke(false);
+        if (_unreportedDrops > 0)
+        {
+            long n = _unreportedDrops;
+            _unreportedDrops = 0;
+            LogStatusLocked(SyslogSeverity.Warning, $"{n} messages dropped");
+        }
+    }
+
+    private void Drop()
+    {
+        _dropped++;
+        _unreportedDrops++;
+    }
+
+    private void LogCloseReportLocked() =>
+        LogStatusLocked(SyslogSeverity.Informational,
+            $"{_messages} messages, {_bytes} bytes, xmits: {_transmits}, failed: {_failed}, dropped: {_dropped}");
+
+    /// <summary>The client's own lines ("tapdisk-syslog: ..."), formatted into a reused buffer.</summary>
+    private void LogStatusLocked(SyslogSeverity severity,
+        [System.Runtime.CompilerServices.InterpolatedStringHandlerArgument("")] ref StatusText text)
+    {
+        LogLocked(severity, text.Written);
+    }
+
+    private enum SendResult { Sent, WouldBlock, Failed }
+
+    private unsafe SendResult TrySend(ReadOnlySpan<byte> packet)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            if (!_connected && !TryConnect())
+                return SendResult.Failed;
+            nint sent;
+            fixed (byte* p = packet)
+            {
+                do sent = LibC.Send(_fd, p, (nuint)packet.Length, LibC.MSG_DONTWAIT | LibC.MSG_NOSIGNAL);
+                while (sent < 0 && LibC.LastErrno == LibC.EINTR);
+            }
+            if (sent >= 0)
+                return SendResult.Sent;
+            int errno = LibC.LastErrno;
+            if (errno == LibC.EAGAIN)
+                return SendResult.WouldBlock;
+            // The daemon restarted (its socket was re-created) or we never connected: reconnect, resend once.
+            bool reconnectable = errno is LibC.ENOTCONN or LibC.ECONNREFUSED or LibC.ECONNRESET or LibC.EDESTADDRREQ;
+            _connected = false;
+            if (!reconnectable || attempt > 0)
+                return SendResult.Failed;
+        }
+    }
+
+    private unsafe bool TryConnect()
+    {
+        fixed (byte* a = _sockaddr)
+        {
+            int rc;
+            do rc = LibC.Connect(_fd, a, (uint)_sockaddrLength);
+            while (rc < 0 && LibC.LastErrno == LibC.EINTR);
+            _connected = rc == 0;
+        }
+        return _connected;
+    }
+
+    private static unsafe bool WaitWritable(int fd, int timeoutMs)
+    {
+        var pfd = new LibC.PollFd { Fd = fd, Events = LibC.POLLOUT };
+        int rc = LibC.Poll(&pfd, 1, timeoutMs);
+        return rc > 0 && (pfd.REvents & LibC.POLLOUT) != 0;
+    }
+
+    private static (byte[] Address, int Length) UnixAddress(string path)
+    {
+        var bytes = Encoding.UTF8.GetBytes(path);
+        if (bytes.Length == 0 || bytes.Length >= LibC.SunPathLength)
+            throw new ArgumentException(
+                $"syslog socket path '{path}' is {bytes.Length} bytes; a unix socket path must be 1..{LibC.SunPathLength - 1} bytes",
+                nameof(path));
+        var address = new byte[2 + LibC.SunPathLength];
+        address[0] = LibC.AF_UNIX;   // sa_family, little-endian u16
+        bytes.CopyTo(address, 2);
+        return (address, 2 + bytes.Length + 1);
+    }
+
+    /// <summary>Interpolates a status line into the client's reused char buffer (no string per report).</summary>
+    [System.Runtime.CompilerServices.InterpolatedStringHandler]
+    private ref struct StatusText
+    {
+        private readonly char[] _buffer;
+        private int _length;
+
+        public StatusText(int literalLength, int formattedCount, SyslogClient client)
+        {
+            _buffer = client._statusText;
+            _length = 0;
+            AppendLiteral(client._options.StatusPrefix);
+            AppendLiteral(": ");
+        }
+
+        public readonly ReadOnlySpan<char> Written => _buffer.AsSpan(0, _length);
+
+        public void AppendLiteral(string s)
+        {
+            int n = Math.Min(s.Length, _buffer.Length - _length);
+            s.AsSpan(0, n).CopyTo(_buffer.AsSpan(_length));
+            _length += n;
+        }
+
+        public void AppendFormatted(long value)
+        {
+            if (value.TryFormat(_buffer.AsSpan(_length), out int w, default, CultureInfo.InvariantCulture))
+                _length += w;
+        }
+    }
+}
