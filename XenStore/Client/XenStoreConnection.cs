@@ -45,7 +45,16 @@ internal sealed class XenStoreConnection : IAsyncDisposable
         Action<XenStoreConnection, Exception> onLost, CancellationToken ct)
     {
         if (path != null)
-            return new XenStoreConnection(await OpenTargetAsync(path, ct).ConfigureAwait(false), path, onWatchEvent, onLost);
+        {
+            try
+            {
+                return new XenStoreConnection(await OpenTargetAsync(path, ct).ConfigureAwait(false), path, onWatchEvent, onLost);
+            }
+            catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
+            {
+                throw new XenStoreConnectionLostException($"cannot connect to xenstored at {path}: {e.Message}", e);
+            }
+        }
 
         var socketPath = XenStoreClientOptions.DefaultPath();
         try
@@ -57,8 +66,7 @@ internal sealed class XenStoreConnection : IAsyncDisposable
             // libxenstore falls back to the kernel device only when the socket cannot be reached.
             if (!File.Exists(XenStoreClientOptions.XenbusDevicePath))
                 throw new XenStoreConnectionLostException($"cannot connect to xenstored at {socketPath}: {socketError.Message}", socketError);
-            var device = XenStoreClientOptions.XenbusDevicePath;
-            return new XenStoreConnection(await OpenTargetAsync(device, ct).ConfigureAwait(false), device, onWatchEvent, onLost);
+            return await OpenAsync(XenStoreClientOptions.XenbusDevicePath, onWatchEvent, onLost, ct).ConfigureAwait(false);
         }
     }
 
