@@ -46,11 +46,13 @@ using (pidLock)
             sp.GetRequiredService<IBlktapDevices>(), sp.GetRequiredService<TapdiskLauncher>(), sp.GetRequiredService<ISystemdNotifier>()));
         builder.Services.AddHostedService<ControllerService>();
         using var host = builder.Build();
+        var supervisor = host.Services.GetRequiredService<Supervisor>();
+        var exitStatus = host.Services.GetRequiredService<ExitStatus>();
         logger.Information("blktapctrl starting: xenstore {XenStore}, worker {Tapdisk}, run dir {RunDir}",
             options.XenStorePath, host.Services.GetRequiredService<TapdiskLauncher>().Program, options.RunDir);
         await host.RunAsync();
-        await host.Services.GetRequiredService<Supervisor>().DisposeAsync();
-        int code = host.Services.GetRequiredService<ExitStatus>().Code;
+        await supervisor.DisposeAsync();
+        int code = exitStatus.Code;
         logger.Information("blktapctrl exiting with status {Code}", code);
         return code;
     }
