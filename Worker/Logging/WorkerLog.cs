@@ -17,6 +17,15 @@ public sealed class WorkerLog
     /// <summary>Receives each formatted line with its level; replaceable (tests, log file, syslog).</summary>
     public Action<Level, string>? Sink { get; set; } = static (_, line) => Console.Error.WriteLine(line);
 
+    /// <summary>
+    /// Receives each error (errno, function, formatted <c>ERROR: …</c> line) instead of <see cref="Sink"/>:
+    /// <see cref="WorkerDiagnostics"/> sends it to the log file and syslog at once.
+    /// </summary>
+    public Action<int, string, string>? ErrorSink { get; set; }
+
+    /// <summary>Called by <see cref="MakePrecious"/> (SIGUSR1, watchdog): keep the log file, write a stats snapshot.</summary>
+    public Action? PreciousRequested { get; set; }
+
     /// <summary>Set on an error: the log file should be kept.</summary>
     public long ErrorCount { get; private set; }
 
@@ -33,7 +42,11 @@ public sealed class WorkerLog
     public void Error(int errno, string function, string message)
     {
         ErrorCount++;
-        Sink?.Invoke(Level.Warn, string.Create(CultureInfo.InvariantCulture,
-            $"ERROR: errno {Math.Abs(errno)} at {function}: {message}"));
+        var line = string.Create(CultureInfo.InvariantCulture, $"ERROR: errno {Math.Abs(errno)} at {function}: {message}");
+        if (ErrorSink is { } errorSink) errorSink(Math.Abs(errno), function, line);
+        else Sink?.Invoke(Level.Warn, line);
     }
+
+    /// <summary>A debug dump happened: the log must survive the process (reference §3.1 USR1, §3.3 watchdog).</summary>
+    public void MakePrecious() => PreciousRequested?.Invoke();
 }

@@ -14,6 +14,9 @@ public static class TapdiskProcess
 
     public static int Run(string[] args)
     {
+        Logging.WorkerDiagnosticsOptions diagnosticsOptions;
+        try { args = Logging.WorkerDiagnosticsOptions.Take(args, out diagnosticsOptions); }
+        catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 1; }
         var positional = new List<string>();
         string facility = "daemon";
         for (int i = 0; i < args.Length; i++)
@@ -35,10 +38,12 @@ public static class TapdiskProcess
             Console.Error.WriteLine(Usage);
             return 1;
         }
-        _ = facility; // routed to the syslog sink by the diagnostics work
+        try { diagnosticsOptions.Facility = Logging.WorkerDiagnosticsOptions.ParseFacility(facility); }
+        catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 1; }
 
         var options = new TapdiskServerOptions { Backend = TapdiskServerOptions.BackendFromEnvironment() };
         using var server = new TapdiskServer(options);
+        using var diagnostics = new Logging.WorkerDiagnostics(server, diagnosticsOptions);
         FifoControlChannel channel;
         try
         {
@@ -94,6 +99,7 @@ public static class TapdiskProcess
                 break;
             case SignalWatcher.SigUsr1:
                 foreach (var line in server.DebugDump()) server.Log.Warn("tapdisk_server_debug", line);
+                server.Log.MakePrecious();
                 break;
         }
     }

@@ -156,7 +156,10 @@ public sealed class TapdiskServer : IDisposable
             Log.Warn("tapdisk_server_check_vbds",
                 $"VBD {vbd.Cookie}: watchdog timeout: pending requests idle for {idle / 1_000_000} seconds");
             if (_watchdogDumped.Add(vbd.Cookie))
+            {
                 foreach (var line in DebugDump()) Log.Warn("tapdisk_server_debug", line);
+                Log.MakePrecious();
+            }
         }
         else
         {

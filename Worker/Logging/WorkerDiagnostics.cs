@@ -1,0 +1,171 @@
+using BlkTapCtrl.Diagnostics.LogFile;
+using BlkTapCtrl.Diagnostics.Stats;
+using BlkTapCtrl.Diagnostics.Syslog;
+using BlkTapCtrl.Worker.Scheduling;
+using BlkTapCtrl.Worker.Server;
+
+namespace BlkTapCtrl.Worker.Logging;
+
+/// <summary>
+/// Wires tapdisk's diagnostics into the server (reference §3.8): the worker's log lines go to
+/// <c>TAPDISK.&lt;pid&gt;.tmp</c>; every error goes to that file and to the non-blocking syslog client at once;
+/// the syslog socket is watched for WRITE readiness by the event loop only while packets are queued (a stalled
+/// syslog daemon never blocks the datapath, and there is no thread); a debug dump (SIGUSR1, watchdog) makes
+/// the log precious and writes the stats snapshot <c>TAPDISK.&lt;pid&gt;.stats.json</c>, which is also
+/// refreshed every second while counters move. Dispose keeps or deletes the log and reports the syslog totals.
+/// </summary>
+public sealed class WorkerDiagnostics : IDisposable
+{
+    private readonly TapdiskServer _server;
+    private readonly SyslogClient _syslog;
+    private readonly TapdiskLogFile? _logFile;
+    private readonly int _writableEvent;
+    private readonly int _statsEvent;
+    private long _lastStatsFingerprint = -1;
+    private bool _disposed;
+
+    public WorkerDiagnostics(TapdiskServer server, WorkerDiagnosticsOptions options)
+    {
+        _server = server;
+        var log = server.Log;
+        _syslog = new SyslogClient(new SyslogClientOptions
+        {
+            SocketPath = options.SyslogSocket, Ident = "tapdisk", Facility = options.Facility,
+        });
+        try
+        {
+            _logFile = new TapdiskLogFile(options.LogDir, Environment.ProcessId, (TlogLevel)(int)log.Threshold, _syslog);
+            StatsPath = Path.Combine(options.LogDir, $"TAPDISK.{Environment.ProcessId}.stats.json");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // No log directory is no reason to refuse a disk: keep stderr and say so on syslog.
+            _syslog.Log(SyslogSeverity.Warning, $"tapdisk: cannot create log file in {options.LogDir}: {e.Message}");
+        }
+
+        if (_logFile is { } file)
+            log.Sink = (level, line) => file.WriteLine((TlogLevel)(int)level, line);
+        var fallback = log.Sink;
+        log.ErrorSink = (errno, function, line) =>
+        {
+            if (_logFile is { } f) f.ErrorLine(errno, function, line);
+            else
+            {
+                fallback?.Invoke(WorkerLog.Level.Warn, line);
+                _syslog.Log(SyslogSeverity.Error, line);
+            }
+        };
+        log.PreciousRequested = OnDebugDump;
+
+        // WRITE interest only while the ring holds packets: masked otherwise, so the fd is not even polled.
+        _writableEvent = server.Loop.Register(EventMode.Write, _syslog.FileDescriptor, 0,
+            static (_, _, s) => ((WorkerDiagnostics)s!)._syslog.OnWritable(), this);
+        server.Loop.Mask(_writableEvent, true);
+        _syslog.WantsWritableChanged += wants => _server.Loop.Mask(_writableEvent, !wants);
+        _statsEvent = StatsPath == null ? 0 : server.Loop.Register(EventMode.Timeout, -1, options.StatsIntervalMicroseconds,
+            static (_, _, s) => ((WorkerDiagnostics)s!).RefreshStats(), this);
+    }
+
+    public SyslogClient Syslog => _syslog;
+
+    public TapdiskLogFile? LogFile => _logFile;
+
+    /// <summary>The stats snapshot file, or null without a log directory.</summary>
+    public string? StatsPath { get; }
+
+    /// <summary>The snapshot operators read (tap-ctl stats): counters, queues, log, syslog, buckets, wake-ups.</summary>
+    public TapdiskStats Snapshot()
+    {
+        long now = _server.Clock.NowMicroseconds;
+        var vbds = new List<VbdStats>();
+        foreach (var v in _server.Vbds)
+        {
+            var c = v.Counters;
+            vbds.Add(new VbdStats
+            {
+                Cookie = v.Cookie, Flags = v.Flags.ToString(),
+                Received = c.Received, Returned = c.Returned, Errors = c.Errors, Retries = c.Retries,
+                KicksIn = c.KicksIn, KicksOut = c.KicksOut, Kicked = c.Kicked,
+                New = v.NewCount, Pending = v.PendingCount, Failed = v.FailedCount, Completed = v.CompletedCount,
+                IdleMicroseconds = Math.Max(0, now - v.LastProgress),
+            });
+        }
+        var buckets = new List<ErrorBucketStats>();
+        if (_logFile != null)
+        {
+            foreach (var b in _logFile.Buckets.Snapshot())
+            {
+                var o = b.Occurrences;
+                buckets.Add(new ErrorBucketStats(b.Errno, b.Origin, o.Count, o.Min.Seconds, o.Min.Microseconds,
+                    o.Max.Seconds, o.Max.Microseconds, o.StandardDeviation, b.FirstMessage));
+            }
+        }
+        return new TapdiskStats
+        {
+            Pid = Environment.ProcessId,
+            Time = DateTimeOffset.UtcNow,
+            Vbds = vbds,
+            Log = _logFile == null ? null : new LogFileStats(_logFile.CurrentPath, _logFile.Errors, _logFile.IsPrecious),
+            Syslog = new SyslogStats(_syslog.SocketPath, _syslog.Statistics),
+            ErrorBuckets = buckets,
+            ErrorBucketsDropped = _logFile?.Buckets.Dropped ?? 0,
+            Wakeups = _server.Loop.Wakeups.Count,
+            WakeupDump = _server.Loop.Wakeups.Dump(_server.DebugIndexLines?.Invoke() ?? []),
+        };
+    }
+
+    /// <summary>Writes the snapshot file atomically (readers never see half a file).</summary>
+    public void WriteStats()
+    {
+        if (StatsPath == null)
+            return;
+        try
+        {
+            var tmp = StatsPath + ".tmp";
+            File.WriteAllBytes(tmp, TapdiskStatsJson.Serialize(Snapshot()));
+            File.Move(tmp, StatsPath, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _server.Log.Warn("tapdisk_stats", $"cannot write {StatsPath}: {e.Message}");
+        }
+    }
+
+    private void OnDebugDump()
+    {
+        _logFile?.MakePrecious();
+        WriteStats();
+    }
+
+    private void RefreshStats()
+    {
+        long fingerprint = _server.Vbds.Count;
+        foreach (var v in _server.Vbds)
+            fingerprint = fingerprint * 31 + v.Counters.Received + v.Counters.Returned + v.Counters.Errors + v.NewCount + v.PendingCount;
+        fingerprint = fingerprint * 31 + _syslog.Statistics.Messages;
+        if (fingerprint == _lastStatsFingerprint)
+            return;
+        _lastStatsFingerprint = fingerprint;
+        WriteStats();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        _server.Loop.Unregister(_writableEvent);
+        _server.Loop.Unregister(_statsEvent);
+        var log = _server.Log;
+        log.ErrorSink = null;
+        log.PreciousRequested = null;
+        log.Sink = static (_, line) => Console.Error.WriteLine(line);
+        _logFile?.Close();
+        if (StatsPath != null)
+        {
+            try { File.Delete(StatsPath); }
+            catch (IOException) { }
+        }
+        _syslog.Dispose();   // close report, then waits briefly for a slow daemon to take what is queued
+    }
+}
