@@ -188,7 +188,8 @@ public sealed partial class VhdImage : IDisposable
         throw primaryError;
     }
 
-    internal static void ReadExactly(SafeFileHandle h, Span<byte> buffer, long offset, string what)
+    /// <summary>pread until the buffer is full; a short file is a format error naming what was read.</summary>
+    public static void ReadExactly(SafeFileHandle h, Span<byte> buffer, long offset, string what)
     {
         int done = 0;
         while (done < buffer.Length)
