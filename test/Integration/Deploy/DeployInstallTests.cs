@@ -18,7 +18,7 @@ public class DeployInstallTests
         _dest = new TempDir("destdir");
         var (code, _, err) = await ChildProcess.RunAsync(Path.Combine(RepoPaths.Root, "deploy", "install"),
             ["--prefix", "/usr"], new Dictionary<string, string?> { ["DESTDIR"] = _dest.Path },
-            TimeSpan.FromMinutes(8));
+            TimeSpan.FromMinutes(25));
         Assert.That(code, Is.Zero, "deploy/install failed: " + err);
 
         // systemd-analyze resolves dependencies (sysinit.target, …) inside --root: give it the host's
