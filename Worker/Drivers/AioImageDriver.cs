@@ -11,7 +11,7 @@ namespace BlkTapCtrl.Worker.Drivers;
 /// whose buffer, offset or length are not 512-aligned use a buffered fd. 352 request records: when
 /// all are busy a request gets −EBUSY and the VBD retries it at once (reference §3.4).
 /// </summary>
-public sealed class AioImageDriver : IImageDriver, IIoCompletion
+public sealed class AioImageDriver : IImageDriver, IIoCompletion, IImageAllocation
 {
     public const int RequestRecords = 352;
     /// <summary>What the original reports for an empty file (sic).</summary>
@@ -57,8 +57,9 @@ public sealed class AioImageDriver : IImageDriver, IIoCompletion
         driver = null;
         bool readOnly = (flags & ImageOpenFlags.ReadOnly) != 0;
         int mode = (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC;
-        int fd = LibC.open(path, mode | LibC.O_DIRECT, 0);
-        bool direct = fd >= 0;
+        bool buffered = (flags & ImageOpenFlags.Buffered) != 0;
+        int fd = LibC.open(path, mode | (buffered ? 0 : LibC.O_DIRECT), 0);
+        bool direct = fd >= 0 && !buffered;
         if (fd < 0 && LibC.LastErrno == Errno.EINVAL)
         {
             context.Log.Info("tdaio_open", $"{path}: O_DIRECT refused, using buffered I/O");
@@ -129,6 +130,35 @@ public sealed class AioImageDriver : IImageDriver, IIoCompletion
         tap.Tap = default;
         _free[_freeCount++] = tap;
         t.Complete(result);
+    }
+
+    /// <summary>
+    /// Sparse raw files: SEEK_DATA/SEEK_HOLE say where data is; a hole reads as zeroes. Block devices
+    /// and filesystems without the seek flags (ENXIO/EINVAL answers) are all data.
+    /// </summary>
+    public AllocationState QueryAllocation(ulong sector, ulong maxSectors, out ulong runSectors)
+    {
+        runSectors = maxSectors;
+        long start = (long)(sector * 512);
+        long end = (long)Math.Min((sector + maxSectors) * 512, Sectors * 512);
+        long data = LibC.lseek(_fd, start, LibC.SEEK_DATA);
+        if (data < 0)
+        {
+            // ENXIO: no data at or after start (a hole up to the end of the file).
+            if (LibC.LastErrno == Errno.ENXIO) return AllocationState.Zero;
+            return AllocationState.Data;
+        }
+        if (data > start)
+        {
+            runSectors = (ulong)Math.Min(data - start, end - start) / 512;
+            if (runSectors == 0) { runSectors = 1; return AllocationState.Data; }
+            return AllocationState.Zero;
+        }
+        long hole = LibC.lseek(_fd, start, LibC.SEEK_HOLE);
+        if (hole < 0) return AllocationState.Data;
+        // Round a partial sector at the hole's edge up into the data run.
+        runSectors = Math.Max(1, (ulong)((Math.Min(hole, end) - start + 511) / 512));
+        return AllocationState.Data;
     }
 
     public string Describe() => $"aio {_path}: {Sectors} sectors, {(_direct ? "O_DIRECT" : "buffered")}, {RequestRecords - _freeCount} busy";

@@ -15,6 +15,8 @@ public enum ImageOpenFlags
     AddCache = 0x20,
     VhdIndex = 0x40,
     LogDirty = 0x80,
+    /// <summary>Our extension (<c>tapdisk serve --cache writeback</c>): use the page cache instead of O_DIRECT; FLUSH/FUA then sync it.</summary>
+    Buffered = 0x100,
 }
 
 public static class ImageOpenFlagsExtensions

@@ -1,0 +1,137 @@
+using BlkTapCtrl.Protocol.Control;
+using BlkTapCtrl.Worker.Frontends;
+using BlkTapCtrl.Worker.Images;
+using BlkTapCtrl.Worker.Process;
+using BlkTapCtrl.Worker.Server;
+using BlkTapCtrl.Worker.Vbd;
+
+namespace BlkTapCtrl.Worker.Standalone;
+
+/// <summary>
+/// <c>tapdisk serve &lt;type:path&gt; --nbd unix:PATH|tcp:HOST:PORT [--readonly] [--backend aio|sync]
+/// [--cache none|writeback] [--export-name NAME]</c>: one image exported over NBD without a
+/// controller, like qemu-nbd. Prints <c>listening on &lt;endpoint&gt;</c> per endpoint (with the real
+/// port when 0 was asked) and runs until SIGTERM/SIGINT, then closes the VBD cleanly and exits 0.
+/// </summary>
+public static class ServeCommand
+{
+    public const string Usage =
+        "usage: tapdisk serve <aio|ram|vhd>:<path> --nbd unix:PATH|tcp:HOST:PORT [--nbd …] [--readonly] " +
+        "[--backend aio|sync] [--cache none|writeback] [--export-name NAME]";
+
+    public sealed record Options(DriverType Type, string Path, IReadOnlyList<NbdEndpoint> Endpoints, bool ReadOnly,
+        IoBackendKind Backend, bool Writeback, string ExportName);
+
+    /// <summary>Parses the arguments after <c>serve</c>; throws <see cref="FormatException"/> naming the bad one.</summary>
+    public static Options Parse(IReadOnlyList<string> args)
+    {
+        string? image = null;
+        var endpoints = new List<NbdEndpoint>();
+        bool readOnly = false, writeback = false;
+        var backend = IoBackendKind.LinuxAio;
+        string exportName = "";
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            string Value()
+            {
+                if (++i >= args.Count) throw new FormatException($"{a} needs a value");
+                return args[i];
+            }
+            switch (a)
+            {
+                case "--nbd": endpoints.Add(NbdEndpoint.Parse(Value())); break;
+                case "--readonly": readOnly = true; break;
+                case "--export-name": exportName = Value(); break;
+                case "--backend":
+                    backend = Value() switch
+                    {
+                        "aio" => IoBackendKind.LinuxAio,
+                        "sync" => IoBackendKind.Synchronous,
+                        var v => throw new FormatException($"--backend '{v}': expected aio or sync"),
+                    };
+                    break;
+                case "--cache":
+                    writeback = Value() switch
+                    {
+                        "none" => false,
+                        "writeback" => true,
+                        var v => throw new FormatException($"--cache '{v}': expected none or writeback"),
+                    };
+                    break;
+                default:
+                    if (a.StartsWith('-')) throw new FormatException($"unknown option '{a}'");
+                    if (image != null) throw new FormatException($"second image '{a}' (one image per serve)");
+                    image = a;
+                    break;
+            }
+        }
+        if (image == null) throw new FormatException("no image given");
+        if (endpoints.Count == 0) throw new FormatException("no --nbd endpoint given");
+        int colon = image.IndexOf(':');
+        if (colon <= 0 || colon == image.Length - 1) throw new FormatException($"image '{image}': expected type:path");
+        var type = image[..colon] switch
+        {
+            "aio" => DriverType.Aio,
+            "ram" => DriverType.Ram,
+            "vhd" => DriverType.Vhd,
+            var t => throw new FormatException($"image type '{t}': expected aio, ram or vhd"),
+        };
+        return new Options(type, image[(colon + 1)..], endpoints, readOnly, backend, writeback, exportName);
+    }
+
+    public static int Run(IReadOnlyList<string> args)
+    {
+        Options options;
+        try { options = Parse(args); }
+        catch (FormatException e)
+        {
+            Console.Error.WriteLine($"tapdisk serve: {e.Message}");
+            Console.Error.WriteLine(Usage);
+            return 22; // EINVAL
+        }
+
+        using var server = new TapdiskServer(new TapdiskServerOptions { Backend = options.Backend });
+        var vbd = server.CreateVbd(1);
+        var flags = options.ReadOnly ? ImageOpenFlags.ReadOnly : ImageOpenFlags.None;
+        if (options.Writeback) flags |= ImageOpenFlags.Buffered;
+        int err = vbd.Open(new VbdOpenParameters(options.Path, options.Type, flags));
+        if (err != 0)
+        {
+            Console.Error.WriteLine($"tapdisk serve: cannot open {options.Type.ToString().ToLowerInvariant()}:{options.Path}: {Interop.Errno.Name(err)}");
+            return Math.Abs(err);
+        }
+
+        using var nbd = new NbdServer(server.Loop, new NbdExport(vbd, options.ExportName, options.ReadOnly), server.Log);
+        try
+        {
+            foreach (var endpoint in options.Endpoints)
+                Console.Out.WriteLine($"listening on {nbd.Listen(endpoint)}");
+            Console.Out.Flush();
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or FormatException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"tapdisk serve: cannot listen: {e.Message}");
+            vbd.Close();
+            return 98; // EADDRINUSE-ish: the endpoint is unusable
+        }
+
+        using var signals = new SignalWatcher(server.Loop);
+        signals.Handler = sig =>
+        {
+            if (sig is SignalWatcher.SigTerm or SignalWatcher.SigInt)
+            {
+                server.Log.Info("tapdisk_serve", $"signal {sig}: closing the export");
+                nbd.Stop();
+                vbd.Close(); // EAGAIN while requests drain: the server retries each pass and Run returns after
+                if (server.Vbds.Count == 0) server.Stop();
+            }
+            else
+            {
+                TapdiskProcess.OnSignal(sig, server, null);
+            }
+        };
+        server.Run();
+        return 0;
+    }
+}
