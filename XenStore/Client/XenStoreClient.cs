@@ -162,7 +162,19 @@ public sealed class XenStoreClient : XenStoreOperations, IAsyncDisposable
             if (await tx.CommitAsync(ct).ConfigureAwait(false)) return (true, result);
             if (attempt >= _options.MaxTransactionRetries)
                 throw new XenStoreException(XsError.EAGAIN, XsMessageType.TransactionEnd, null);
+            await BackOffAsync(attempt, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Waits a random, growing time before retrying a conflicted transaction: clients that collided then
+    /// spread out instead of colliding again in lock-step (which on a busy counter wastes most attempts).
+    /// </summary>
+    private static Task BackOffAsync(int attempt, CancellationToken ct)
+    {
+        if (attempt == 0) return Task.CompletedTask;
+        int ceilingMs = Math.Min(1 << Math.Min(attempt, 5), 20);
+        return Task.Delay(Random.Shared.Next(0, ceilingMs + 1), ct);
     }
 
     /// <summary>GET_DOMAIN_PATH: the home path of a domain, <c>/local/domain/&lt;domid&gt;</c>.</summary>

@@ -75,6 +75,12 @@ internal sealed class SocketSession : ClientSession
         catch (OperationCanceledException) { }
         catch (SocketException) { }
         catch (ObjectDisposedException) { }
+        catch (Exception e)
+        {
+            // A bug must cost only this client, and must be visible in the log.
+            _log($"internal error serving client {Id}: {e}");
+            RequestDisconnect("internal error");
+        }
     }
 
     private async Task WriteLoopAsync()
