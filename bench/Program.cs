@@ -1,3 +1,14 @@
-// Entry point; the component's issue fills in the behaviour.
-Console.Error.WriteLine($"{AppDomain.CurrentDomain.FriendlyName}: not built yet");
-return 38; // ENOSYS
+// blktap-bench <benchmark> [options]: one subcommand per benchmark file (docs/ARCHITECTURE.md, bench/).
+using BlkTapCtrl.Bench;
+
+return args.FirstOrDefault() switch
+{
+    "diagnostics" => DiagnosticsBench.Run(args[1..]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: blktap-bench <benchmark> [options]; benchmarks: diagnostics");
+    return 22; // EINVAL
+}
