@@ -16,11 +16,12 @@ namespace BlkTapCtrl.Worker.Standalone;
 public static class ServeCommand
 {
     public const string Usage =
-        "usage: tapdisk serve <aio|ram|vhd>:<path> --nbd unix:PATH|tcp:HOST:PORT [--nbd …] [--readonly] " +
+        "usage: tapdisk serve <aio|ram|vhd>:<path> [--nbd unix:PATH|tcp:HOST:PORT …] [--ring unix:PATH] [--readonly] " +
         "[--backend aio|sync] [--cache none|writeback] [--export-name NAME]";
 
+    /// <param name="RingSocket">Unix socket of a shared-memory blkif ring device (<c>--ring unix:PATH</c>), or null.</param>
     public sealed record Options(DriverType Type, string Path, IReadOnlyList<NbdEndpoint> Endpoints, bool ReadOnly,
-        IoBackendKind Backend, bool Writeback, string ExportName);
+        IoBackendKind Backend, bool Writeback, string ExportName, string? RingSocket = null);
 
     /// <summary>Parses the arguments after <c>serve</c>; throws <see cref="FormatException"/> naming the bad one.</summary>
     public static Options Parse(IReadOnlyList<string> args)
@@ -30,6 +31,7 @@ public static class ServeCommand
         bool readOnly = false, writeback = false;
         var backend = IoBackendKind.LinuxAio;
         string exportName = "";
+        string? ring = null;
         for (int i = 0; i < args.Count; i++)
         {
             string a = args[i];
@@ -42,6 +44,12 @@ public static class ServeCommand
             {
                 case "--nbd": endpoints.Add(NbdEndpoint.Parse(Value())); break;
                 case "--readonly": readOnly = true; break;
+                case "--ring":
+                    ring = Value();
+                    if (!ring.StartsWith("unix:", StringComparison.Ordinal) || ring.Length == 5)
+                        throw new FormatException($"--ring '{ring}': expected unix:PATH");
+                    ring = ring[5..];
+                    break;
                 case "--export-name": exportName = Value(); break;
                 case "--backend":
                     backend = Value() switch
@@ -67,7 +75,7 @@ public static class ServeCommand
             }
         }
         if (image == null) throw new FormatException("no image given");
-        if (endpoints.Count == 0) throw new FormatException("no --nbd endpoint given");
+        if (endpoints.Count == 0 && ring == null) throw new FormatException("no --nbd endpoint or --ring given");
         int colon = image.IndexOf(':');
         if (colon <= 0 || colon == image.Length - 1) throw new FormatException($"image '{image}': expected type:path");
         var type = image[..colon] switch
@@ -77,7 +85,7 @@ public static class ServeCommand
             "vhd" => DriverType.Vhd,
             var t => throw new FormatException($"image type '{t}': expected aio, ram or vhd"),
         };
-        return new Options(type, image[(colon + 1)..], endpoints, readOnly, backend, writeback, exportName);
+        return new Options(type, image[(colon + 1)..], endpoints, readOnly, backend, writeback, exportName, ring);
     }
 
     public static int Run(IReadOnlyList<string> args)
@@ -103,10 +111,20 @@ public static class ServeCommand
         }
 
         using var nbd = new NbdServer(server.Loop, new NbdExport(vbd, options.ExportName, options.ReadOnly), server.Log);
+        SharedMemoryRingDevice? ringDevice = null;
+        RingFrontend? ring = null;
         try
         {
             foreach (var endpoint in options.Endpoints)
                 Console.Out.WriteLine($"listening on {nbd.Listen(endpoint)}");
+            if (options.RingSocket != null)
+            {
+                var hello = new Protocol.Blkif.SharedMemory.SharedRingHello(options.ReadOnly ? Protocol.Blkif.SharedMemory.SharedRingHello.ReadOnlyFlag : 0,
+                    vbd.Sectors, vbd.SectorSize, Protocol.Blkif.BlkifLayout.MappingPages);
+                ringDevice = new SharedMemoryRingDevice(server.Loop, options.RingSocket, hello, server.Log);
+                ring = new RingFrontend(server.Loop, vbd, ringDevice, server.Log);
+                Console.Out.WriteLine($"ring on unix:{options.RingSocket}");
+            }
             Console.Out.Flush();
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or FormatException or UnauthorizedAccessException)
@@ -132,6 +150,8 @@ public static class ServeCommand
             }
         };
         server.Run();
+        ring?.Dispose();
+        ringDevice?.Dispose();
         return 0;
     }
 }

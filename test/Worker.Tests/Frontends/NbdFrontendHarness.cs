@@ -27,6 +27,9 @@ public sealed class NbdFrontendHarness : IDisposable
     public NbdServer Nbd { get; }
     public string ImagePath { get; }
     public string SocketPath { get; }
+    public string RingSocketPath { get; }
+    public SharedMemoryRingDevice? RingDevice { get; }
+    public RingFrontend? Ring { get; }
     public List<string> LogLines { get; } = new();
 
     /// <summary>Allocated bytes on the loop thread, sampled after each iteration.</summary>
@@ -34,10 +37,12 @@ public sealed class NbdFrontendHarness : IDisposable
     private long _loopAllocated;
 
     public NbdFrontendHarness(long imageBytes = 8 << 20, bool readOnly = false, IoBackendKind backend = IoBackendKind.LinuxAio,
-        Action<string>? prepareImage = null, DriverType type = DriverType.Aio, ImageOpenFlags flags = ImageOpenFlags.None)
+        Action<string>? prepareImage = null, DriverType type = DriverType.Aio, ImageOpenFlags flags = ImageOpenFlags.None,
+        bool ring = false)
     {
         ImagePath = _dir["disk.raw"];
         SocketPath = _dir["nbd.sock"];
+        RingSocketPath = _dir["ring.sock"];
         using (var f = File.Create(ImagePath)) f.SetLength(imageBytes);
         prepareImage?.Invoke(ImagePath);
         var log = new WorkerLog { Sink = (_, line) => { lock (LogLines) LogLines.Add(line); } };
@@ -47,6 +52,12 @@ public sealed class NbdFrontendHarness : IDisposable
         if (err != 0) throw new IOException($"open failed: {err}");
         Nbd = new NbdServer(Server.Loop, new NbdExport(Vbd, "disk", readOnly), log);
         Nbd.Listen(NbdEndpoint.Parse("unix:" + SocketPath));
+        if (ring)
+        {
+            RingDevice = new SharedMemoryRingDevice(Server.Loop, RingSocketPath,
+                new Protocol.Blkif.SharedMemory.SharedRingHello(readOnly ? 1u : 0, Vbd.Sectors, 512, Protocol.Blkif.BlkifLayout.MappingPages), log);
+            Ring = new RingFrontend(Server.Loop, Vbd, RingDevice, log);
+        }
         Server.Loop.Register(EventMode.Timeout, -1, 20_000, static (_, _, s) => ((NbdFrontendHarness)s!).RunWork(), this);
         _thread = new Thread(Loop) { IsBackground = true, Name = "tapdisk-loop" };
         _thread.Start();
@@ -94,6 +105,8 @@ public sealed class NbdFrontendHarness : IDisposable
         return c;
     }
 
+    public bool LoopExited => !_thread.IsAlive;
+
     public void AssertLoopHealthy()
     {
         if (_loopFailure != null) Assert.Fail($"the event loop thread failed: {_loopFailure}");
@@ -109,6 +122,8 @@ public sealed class NbdFrontendHarness : IDisposable
         _stop = true;
         _thread.Join(TimeSpan.FromSeconds(10));
         Nbd.Dispose();
+        Ring?.Dispose();
+        RingDevice?.Dispose();
         Server.Dispose();
         _dir.Dispose();
         AssertLoopHealthy();
