@@ -17,7 +17,7 @@ public static class ServeCommand
 {
     public const string Usage =
         "usage: tapdisk serve <aio|ram|vhd>:<path> [--nbd unix:PATH|tcp:HOST:PORT …] [--ring unix:PATH] [--readonly] " +
-        "[--backend aio|sync] [--cache none|writeback] [--export-name NAME]";
+        "[--backend aio|sync] [--cache none|writeback] [--export-name NAME] [--syslog-socket PATH] [--log-dir DIR]";
 
     /// <param name="RingSocket">Unix socket of a shared-memory blkif ring device (<c>--ring unix:PATH</c>), or null.</param>
     public sealed record Options(DriverType Type, string Path, IReadOnlyList<NbdEndpoint> Endpoints, bool ReadOnly,
@@ -91,8 +91,9 @@ public static class ServeCommand
     public static int Run(IReadOnlyList<string> args)
     {
         Options options;
-        try { options = Parse(args); }
-        catch (FormatException e)
+        Logging.WorkerDiagnosticsOptions diagnosticsOptions;
+        try { options = Parse(Logging.WorkerDiagnosticsOptions.Take([.. args], out diagnosticsOptions)); }
+        catch (Exception e) when (e is FormatException or ArgumentException)
         {
             Console.Error.WriteLine($"tapdisk serve: {e.Message}");
             Console.Error.WriteLine(Usage);
@@ -100,6 +101,7 @@ public static class ServeCommand
         }
 
         using var server = new TapdiskServer(new TapdiskServerOptions { Backend = options.Backend });
+        using var diagnostics = new Logging.WorkerDiagnostics(server, diagnosticsOptions);
         var vbd = server.CreateVbd(1);
         var flags = options.ReadOnly ? ImageOpenFlags.ReadOnly : ImageOpenFlags.None;
         if (options.Writeback) flags |= ImageOpenFlags.Buffered;

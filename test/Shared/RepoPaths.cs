@@ -27,12 +27,15 @@ public static class RepoPaths
         var bin = Path.Combine(Root, "artifacts", "bin");
         if (Directory.Exists(bin))
         {
-            foreach (var project in Directory.EnumerateDirectories(bin))
-            {
-                var candidate = Path.Combine(project, Configuration, name);
-                if (File.Exists(candidate))
-                    return candidate;
-            }
+            // Projects that reference an executable (test projects, the bench) get a copy of its apphost; take
+            // the newest so a stale copy from an older build never shadows the freshly built executable.
+            var newest = Directory.EnumerateDirectories(bin)
+                .Select(project => Path.Combine(project, Configuration, name))
+                .Where(File.Exists)
+                .OrderByDescending(File.GetLastWriteTimeUtc)
+                .FirstOrDefault();
+            if (newest != null)
+                return newest;
         }
         Assert.Fail($"executable '{name}' is not built under {bin}/*/{Configuration}; build BlkTapCtrl.sln first");
         return "";
