@@ -4,11 +4,12 @@ using BlkTapCtrl.Bench;
 return args.FirstOrDefault() switch
 {
     "diagnostics" => DiagnosticsBench.Run(args[1..]),
+    "nbd" => NbdBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: blktap-bench <benchmark> [options]; benchmarks: diagnostics");
+    Console.Error.WriteLine("usage: blktap-bench <benchmark> [options]; benchmarks: diagnostics, nbd");
     return 22; // EINVAL
 }
