@@ -27,7 +27,7 @@ public class ControllerSection6Tests
         await using var h = await ControllerHarness.StartAsync(h => h.Script("silent-tapdisk", "exec sleep 60"), "--pid-timeout", "1");
         string p = await h.CreateVbdAsync(1, 6, "aio:/x.img");
 
-        var error = await h.WaitForKeyAsync(p + "/tapdisk-error", TimeSpan.FromSeconds(10));
+        var error = await h.WaitForKeyAsync(p + "/tapdisk-error", TimeSpan.FromSeconds(30));
         Assert.That(error, Does.StartWith("timed out after 1 s waiting in state 3"));
         await h.WaitForLogAsync("reaped tapdisk pid", TimeSpan.FromSeconds(10));
         Assert.That(h.RunDirLeftovers(), Is.Empty);

@@ -140,7 +140,7 @@ public class ControllerSeedCommitTests
         await h.WaitUntilAsync(() => Task.FromResult(!ControllerHarness.ProcessExists(pid)), "tapdisk to exit");
         await h.WaitForLogAsync("destroyed", TimeSpan.FromSeconds(10));
         Assert.That(h.Log, Does.Contain("sent close"));
-        Assert.That(h.Log, Does.Contain($"reaped tapdisk pid {pid} (exited with status 0)").Or.Contain($"tapdisk pid {pid} exited"));
+        await h.WaitForLogAsync($"reaped tapdisk pid {pid} (exited with status 0)", TimeSpan.FromSeconds(10));
         Assert.That(h.Log, Does.Not.Contain("died with status"));
         Assert.That(File.ReadAllBytes(image).All(b => b == 0x5a), Is.True, "image intact");
         Assert.That(h.RunDirLeftovers(), Is.Empty);
