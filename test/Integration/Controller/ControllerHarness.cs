@@ -209,13 +209,23 @@ public sealed class ControllerHarness : IAsyncDisposable
         return await Controller.WaitAsync(timeout ?? TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>Stops the harness's controller for good (a test then runs its own).</summary>
+    public async Task RetireControllerAsync()
+    {
+        await StopControllerAsync();
+        Controller.Dispose();
+        _controllerRetired = true;
+    }
+
+    private bool _controllerRetired;
+
     public async ValueTask DisposeAsync()
     {
-        if (Controller is { HasExited: false })
+        if (!_controllerRetired && Controller is { HasExited: false })
         {
             try { await StopControllerAsync(TimeSpan.FromSeconds(30)); } catch (TimeoutException) { }
         }
-        Controller?.Dispose();
+        if (!_controllerRetired) Controller?.Dispose();
         if (Xs != null) await Xs.DisposeAsync();
         _xenstored?.Dispose();
         Dir.Dispose();
