@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using BlkTapCtrl.Controller.Native;
@@ -7,7 +6,7 @@ namespace BlkTapCtrl.Controller.Spawning;
 
 /// <summary>
 /// Starts a worker (reference §1.5 step 4): <c>$TAPDISK</c> if set (CA-26523), else the configured program,
-/// searched on PATH, with argv <c>tapdisk -l&lt;facility&gt; &lt;tapctrlwrite&gt; &lt;tapctrlread&gt;</c>. The child is ours
+/// searched on PATH, with argv <c>tapdisk -l&lt;facility name&gt; &lt;tapctrlwrite&gt; &lt;tapctrlread&gt;</c>. The child is ours
 /// (not detached): it inherits only fds 0–2, default signal dispositions and an empty signal mask, and
 /// the reaper maps its exit back to the channel.
 /// </summary>
@@ -22,7 +21,8 @@ public sealed unsafe class TapdiskLauncher(string configuredProgram, int syslogF
     public int Spawn(ControlFifos fifos)
     {
         string program = Program;
-        string[] argv = ["tapdisk", "-l" + syslogFacility.ToString(CultureInfo.InvariantCulture), fifos.WritePath, fifos.ReadPath];
+        // The facility goes by name: our tapdisk's -l takes syslog names (daemon, local0, …), not numbers.
+        string[] argv = ["tapdisk", "-l" + Startup.SyslogFacility.NameOf(syslogFacility), fifos.WritePath, fifos.ReadPath];
         var env = Environment.GetEnvironmentVariables();
         var envp = new List<string>(env.Count);
         foreach (System.Collections.DictionaryEntry e in env)

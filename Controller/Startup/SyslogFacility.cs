@@ -14,6 +14,10 @@ public static class SyslogFacility
         ["local4"] = 20 << 3, ["local5"] = 21 << 3, ["local6"] = 22 << 3, ["local7"] = 23 << 3,
     };
 
+    /// <summary>The facility's name for a code (<c>daemon</c> for 24): what every worker gets as <c>-l&lt;name&gt;</c>.</summary>
+    public static string NameOf(int code) =>
+        Names.FirstOrDefault(kv => kv.Value == code).Key ?? throw new ArgumentOutOfRangeException(nameof(code), code, "not a syslog facility code");
+
     /// <summary>
     /// A facility name (<c>daemon</c>, <c>local3</c>) or its code as a number (a multiple of 8 up to 184,
     /// or a bare index 0..23 which is shifted). Null when neither.

@@ -35,7 +35,7 @@ public class SpawningTests
         var exit = await WaitExit(exits);
 
         Assert.That(exit, Is.EqualTo(new ChildExit(pid, 0, null)));
-        Assert.That(File.ReadAllLines(dir["argv"]), Is.EqualTo(new[] { "-l24", dir["tapctrlwrite7"], dir["tapctrlread7"] }));
+        Assert.That(File.ReadAllLines(dir["argv"]), Is.EqualTo(new[] { "-ldaemon", dir["tapctrlwrite7"], dir["tapctrlread7"] }));
     }
 
     [Test]

@@ -154,7 +154,7 @@ public sealed class ControllerHarness : IAsyncDisposable
 
     public async Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
     {
-        var limit = timeout ?? TimeSpan.FromSeconds(20);
+        var limit = timeout ?? TimeSpan.FromSeconds(60); // generous: CI shares 2 cores with other test hosts
         var sw = Stopwatch.StartNew();
         while (!await condition())
         {
