@@ -42,8 +42,24 @@ public sealed class WorkerDiagnosticsOptions
         return rest.ToArray();
     }
 
-    /// <summary>The facility named by <c>-l</c> (daemon, user, local0…local7, …); unknown names are an error.</summary>
-    public static SyslogFacility ParseFacility(string name) => name.ToLowerInvariant() switch
+    /// <summary>
+    /// The facility given with <c>-l</c>: a name (daemon, user, local0…local7, …) or a number. blktapctrl passes
+    /// the C LOG_* value (facility code · 8, e.g. 24 for daemon), so a multiple of 8 is read that way; a smaller
+    /// number is taken as the bare code. Anything else is an error.
+    /// </summary>
+    public static SyslogFacility ParseFacility(string name)
+    {
+        if (int.TryParse(name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n))
+        {
+            int code = n % 8 == 0 && n / 8 <= (int)SyslogFacility.Local7 ? n / 8 : n;
+            if (code is >= 0 and <= (int)SyslogFacility.Local7 && Enum.IsDefined((SyslogFacility)code))
+                return (SyslogFacility)code;
+            throw new ArgumentException($"tapdisk: unknown syslog facility '{name}'");
+        }
+        return ParseFacilityName(name);
+    }
+
+    private static SyslogFacility ParseFacilityName(string name) => name.ToLowerInvariant() switch
     {
         "kern" or "kernel" => SyslogFacility.Kernel,
         "user" => SyslogFacility.User,

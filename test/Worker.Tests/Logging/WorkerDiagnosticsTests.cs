@@ -196,5 +196,10 @@ public sealed class WorkerDiagnosticsTests
         Assert.Throws<ArgumentException>(() => WorkerDiagnosticsOptions.Take(["--log-dir"], out _));
         Assert.That(WorkerDiagnosticsOptions.ParseFacility("local3"), Is.EqualTo(Diagnostics.Syslog.SyslogFacility.Local3));
         Assert.Throws<ArgumentException>(() => WorkerDiagnosticsOptions.ParseFacility("nonsense"));
+        // blktapctrl passes the C LOG_* value: LOG_DAEMON = 3 << 3, LOG_LOCAL5 = 21 << 3.
+        Assert.That(WorkerDiagnosticsOptions.ParseFacility("24"), Is.EqualTo(Diagnostics.Syslog.SyslogFacility.Daemon));
+        Assert.That(WorkerDiagnosticsOptions.ParseFacility("168"), Is.EqualTo(Diagnostics.Syslog.SyslogFacility.Local5));
+        Assert.That(WorkerDiagnosticsOptions.ParseFacility("3"), Is.EqualTo(Diagnostics.Syslog.SyslogFacility.Daemon));
+        Assert.Throws<ArgumentException>(() => WorkerDiagnosticsOptions.ParseFacility("999"));
     }
 }
