@@ -38,7 +38,10 @@ internal sealed class SocketSession : ClientSession
         finally
         {
             _engine.Disconnect(this);
+            // A client that half-closed still gets the replies to what it sent; one that does not read gets a
+            // short grace period before the writer is cancelled.
             _output.Close();
+            try { await writer.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); } catch (Exception) { }
             _stop.Cancel();
             try { await writer.ConfigureAwait(false); } catch (Exception) { }
             _socket.Dispose();
