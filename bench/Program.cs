@@ -6,11 +6,12 @@ return args.FirstOrDefault() switch
     "diagnostics" => DiagnosticsBench.Run(args[1..]),
     "nbd" => NbdBench.Run(args[1..]),
     "controller" => await ControllerBench.RunAsync(args[1..]),
+    "xenstore" => XenStoreBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: blktap-bench <benchmark> [options]; benchmarks: diagnostics, nbd, controller");
+    Console.Error.WriteLine("usage: blktap-bench <benchmark> [options]; benchmarks: diagnostics, nbd, controller, xenstore");
     return 22; // EINVAL
 }

@@ -1,14 +1,13 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using BlkTapCtrl.Protocol.XenStore;
 
 namespace BlkTapCtrl.XenStore.Client;
 
 /// <summary>
-/// One open stream to the daemon: a writer loop that batches queued frames into few writes (so pipelined
-/// calls cost few syscalls), a reader loop that matches replies to pending calls by req_id and hands
+/// One open stream to the daemon: calls queue their frames and the first caller into an idle connection
+/// writes everything queued (so pipelined calls cost few syscalls and no thread hop), a reader loop that matches replies to pending calls by req_id and hands
 /// watch events to <see cref="_onWatchEvent"/> without ever waiting on a consumer.
 /// </summary>
 internal sealed class XenStoreConnection : IAsyncDisposable
@@ -18,11 +17,17 @@ internal sealed class XenStoreConnection : IAsyncDisposable
     private readonly Action<XenStoreWatchEvent> _onWatchEvent;
     private readonly Action<XenStoreConnection, Exception> _onLost;
     private readonly ConcurrentDictionary<uint, PendingCall> _pending = new();
-    private readonly Channel<OutgoingFrame> _outgoing =
-        Channel.CreateUnbounded<OutgoingFrame>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly object _sendLock = new();
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Task _readLoop;
-    private readonly Task _writeLoop;
+    // Frames queued for sending, and the buffer being written. Whoever queues into an idle connection
+    // writes (usually completing synchronously), so a call costs no hop to a writer thread, and calls
+    // queued meanwhile leave together in the next write.
+    private byte[] _queued = new byte[64 * 1024];
+    private byte[] _writing = new byte[64 * 1024];
+    private int _queuedLength;
+    private bool _flushing;
+    private bool _closed;
     private int _nextRequestId;
     private Exception? _failure;
 
@@ -34,7 +39,6 @@ internal sealed class XenStoreConnection : IAsyncDisposable
         _onWatchEvent = onWatchEvent;
         _onLost = onLost;
         _readLoop = Task.Run(ReadLoopAsync);
-        _writeLoop = Task.Run(WriteLoopAsync);
     }
 
     public string Target => _target;
@@ -111,12 +115,24 @@ internal sealed class XenStoreConnection : IAsyncDisposable
         }
         var call = new PendingCall(requestId, timeout);
         _pending[requestId] = call;
-        if (!_outgoing.Writer.TryWrite(new OutgoingFrame(frame, length)))
+        bool flush;
+        lock (_sendLock)
         {
-            ArrayPool<byte>.Shared.Return(frame);
-            _pending.TryRemove(requestId, out _);
-            return Task.FromException<XenStoreReply>(Lost(_failure ?? new ObjectDisposedException(nameof(XenStoreClient))));
+            if (_closed)
+            {
+                ArrayPool<byte>.Shared.Return(frame);
+                _pending.TryRemove(requestId, out _);
+                return Task.FromException<XenStoreReply>(Lost(_failure ?? new ObjectDisposedException(nameof(XenStoreClient))));
+            }
+            if (_queuedLength + length > _queued.Length)
+                Array.Resize(ref _queued, Math.Max(_queued.Length * 2, _queuedLength + length));
+            frame.AsSpan(0, length).CopyTo(_queued.AsSpan(_queuedLength));
+            _queuedLength += length;
+            flush = !_flushing;
+            _flushing = true;
         }
+        ArrayPool<byte>.Shared.Return(frame);
+        if (flush) _ = FlushAsync();
         if (_failure != null && _pending.TryRemove(requestId, out _))
             call.TrySetException(Lost(_failure));
         if (ct.CanBeCanceled)
@@ -134,35 +150,42 @@ internal sealed class XenStoreConnection : IAsyncDisposable
         }
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>Writes queued frames until none are left; only one flush runs at a time.</summary>
+    private async Task FlushAsync()
     {
-        var batch = new byte[64 * 1024];
         try
         {
-            var reader = _outgoing.Reader;
-            while (await reader.WaitToReadAsync(_shutdown.Token).ConfigureAwait(false))
+            while (true)
             {
-                int used = 0;
-                while (used + XsLimits.FrameMax <= batch.Length && reader.TryRead(out var frame))
+                byte[] buffer;
+                int length;
+                lock (_sendLock)
                 {
-                    frame.Bytes.AsSpan(0, frame.Length).CopyTo(batch.AsSpan(used));
-                    used += frame.Length;
-                    ArrayPool<byte>.Shared.Return(frame.Bytes);
+                    if (_queuedLength == 0 || _closed)
+                    {
+                        _flushing = false;
+                        return;
+                    }
+                    buffer = _queued;
+                    length = _queuedLength;
+                    _queued = _writing;
+                    _writing = buffer;
+                    _queuedLength = 0;
                 }
                 if (_stream is FileStream)
                 {
                     // The xenbus device wants exactly one message per write().
                     int offset = 0;
-                    while (offset < used)
+                    while (offset < length)
                     {
-                        int frameLength = XsHeader.Size + (int)XsHeader.Read(batch.AsSpan(offset)).Length;
-                        await _stream.WriteAsync(batch.AsMemory(offset, frameLength), _shutdown.Token).ConfigureAwait(false);
+                        int frameLength = XsHeader.Size + (int)XsHeader.Read(buffer.AsSpan(offset)).Length;
+                        await _stream.WriteAsync(buffer.AsMemory(offset, frameLength), _shutdown.Token).ConfigureAwait(false);
                         offset += frameLength;
                     }
                 }
                 else
                 {
-                    await _stream.WriteAsync(batch.AsMemory(0, used), _shutdown.Token).ConfigureAwait(false);
+                    await _stream.WriteAsync(buffer.AsMemory(0, length), _shutdown.Token).ConfigureAwait(false);
                 }
             }
         }
@@ -209,7 +232,7 @@ internal sealed class XenStoreConnection : IAsyncDisposable
     private void Fail(Exception cause)
     {
         if (Interlocked.CompareExchange(ref _failure, cause, null) != null) return;
-        _outgoing.Writer.TryComplete();
+        lock (_sendLock) _closed = true;
         _shutdown.Cancel();
         try { _stream.Dispose(); } catch (IOException) { }
         foreach (var id in _pending.Keys)
@@ -217,8 +240,6 @@ internal sealed class XenStoreConnection : IAsyncDisposable
             if (_pending.TryRemove(id, out var call))
                 call.TrySetException(Lost(cause));
         }
-        while (_outgoing.Reader.TryRead(out var frame))
-            ArrayPool<byte>.Shared.Return(frame.Bytes);
         if (cause is not ObjectDisposedException)
             _onLost(this, cause);
     }
@@ -232,12 +253,10 @@ internal sealed class XenStoreConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Fail(new ObjectDisposedException(nameof(XenStoreClient)));
-        try { await Task.WhenAll(_readLoop, _writeLoop).ConfigureAwait(false); }
+        try { await _readLoop.ConfigureAwait(false); }
         catch (Exception) { /* loops report through Fail */ }
         _shutdown.Dispose();
     }
-
-    private readonly record struct OutgoingFrame(byte[] Bytes, int Length);
 
     private sealed class PendingCall : TaskCompletionSource<XenStoreReply>
     {

@@ -22,6 +22,7 @@ internal sealed class OutboundQueue : IDisposable
     private TaskCompletionSource? _drainWaiter;
     private int _drainBelow;
     private bool _closed;
+    private bool _writingNow;
 
     public OutboundQueue(int maxBytes) => _maxBytes = maxBytes;
 
@@ -65,17 +66,8 @@ internal sealed class OutboundQueue : IDisposable
             Task wait;
             lock (_lock)
             {
-                if (_length > 0)
-                {
-                    var taken = new ArraySegment<byte>(_buffer, 0, _length);
-                    _buffer = _spare;
-                    _spare = [];
-                    _length = 0;
-                    _inFlightFrames = _frames;
-                    _frames = 0;
-                    return taken;
-                }
-                if (_closed) return default;
+                if (_length > 0 && !_writingNow) return TakeLocked();
+                if (_closed && _length == 0 && !_writingNow) return default;
                 _dataWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 wait = _dataWaiter.Task;
             }
@@ -83,12 +75,49 @@ internal sealed class OutboundQueue : IDisposable
         }
     }
 
-    /// <summary>Returns a buffer from <see cref="TakeAsync"/> after it was written.</summary>
+    /// <summary>
+    /// Takes everything queued if nobody is writing right now, so the reader can send its client's replies
+    /// itself after a batch of requests instead of waking the writer.
+    /// </summary>
+    public bool TryTake(out ArraySegment<byte> taken)
+    {
+        lock (_lock)
+        {
+            if (_length == 0 || _writingNow)
+            {
+                taken = default;
+                return false;
+            }
+            taken = TakeLocked();
+            return true;
+        }
+    }
+
+    private ArraySegment<byte> TakeLocked()
+    {
+        var taken = new ArraySegment<byte>(_buffer, 0, _length);
+        _buffer = _spare.Length > 0 ? _spare : ArrayPool<byte>.Shared.Rent(16 * 1024);
+        _spare = [];
+        _length = 0;
+        _inFlightFrames = _frames;
+        _frames = 0;
+        _writingNow = true;
+        return taken;
+    }
+
+    /// <summary>Returns a buffer from <see cref="TakeAsync"/> or <see cref="TryTake"/> after it was written.</summary>
     public void Release(ArraySegment<byte> written)
     {
         TaskCompletionSource? wake = null;
+        TaskCompletionSource? writer = null;
         lock (_lock)
         {
+            _writingNow = false;
+            if (_length > 0 || _closed)
+            {
+                writer = _dataWaiter;
+                _dataWaiter = null;
+            }
             _inFlightFrames = 0;
             if (_spare.Length == 0 && written.Array!.Length <= 256 * 1024) _spare = written.Array;
             else ArrayPool<byte>.Shared.Return(written.Array!);
@@ -99,6 +128,7 @@ internal sealed class OutboundQueue : IDisposable
             }
         }
         wake?.TrySetResult();
+        writer?.TrySetResult();
     }
 
     /// <summary>Completes when fewer than <paramref name="frames"/> frames are queued or in flight.</summary>

@@ -65,10 +65,13 @@ internal sealed class SocketSession : ClientSession
                     _engine.Handle(this, header, payload.Span);
                     if (_output.PendingFrames >= _quotas.OutstandingRequestsPerConnection)
                     {
+                        await FlushAsync().ConfigureAwait(false);
                         // Back-pressure: this client reads its replies before we take more of its requests.
                         await _output.WaitBelowAsync(_quotas.OutstandingRequestsPerConnection / 2, _stop.Token).ConfigureAwait(false);
                     }
                 }
+                // Send this batch's replies from here (usually completing at once) rather than waking the writer.
+                await FlushAsync().ConfigureAwait(false);
             }
         }
         catch (XsProtocolException e)
@@ -83,6 +86,21 @@ internal sealed class SocketSession : ClientSession
             // A bug must cost only this client, and must be visible in the log.
             _log($"internal error serving client {Id}: {e}");
             RequestDisconnect("internal error");
+        }
+    }
+
+    private async ValueTask FlushAsync()
+    {
+        if (!_output.TryTake(out var chunk)) return;
+        try
+        {
+            int sent = 0;
+            while (sent < chunk.Count)
+                sent += await _socket.SendAsync(chunk.AsMemory(sent), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            _output.Release(chunk);
         }
     }
 
