@@ -1,4 +1,5 @@
 using BlkTapCtrl.Controller;
+using BlkTapCtrl.Controller.ControlSocket;
 using BlkTapCtrl.Controller.Devices;
 using BlkTapCtrl.Controller.Hosting;
 using BlkTapCtrl.Controller.Spawning;
@@ -18,6 +19,7 @@ if (parsed.ExitCode is { } early)
     return early;
 }
 var options = parsed.Options!;
+WorkerLogDir.ExportForWorkers(options.LogDir); // tapdisk's log and stats snapshot beside ours (tap-ctl stats reads it)
 
 switch (PidFileLock.TryAcquire(options.PidFile, out var pidLock, out var problem))
 {
@@ -45,6 +47,7 @@ using (pidLock)
         builder.Services.AddSingleton(sp => new Supervisor(options, sp.GetRequiredService<ILoggerFactory>().CreateLogger("blktapctrl"),
             sp.GetRequiredService<IBlktapDevices>(), sp.GetRequiredService<TapdiskLauncher>(), sp.GetRequiredService<ISystemdNotifier>()));
         builder.Services.AddHostedService<ControllerService>();
+        builder.Services.AddHostedService<ControlSocketService>();
         using var host = builder.Build();
         var supervisor = host.Services.GetRequiredService<Supervisor>();
         var exitStatus = host.Services.GetRequiredService<ExitStatus>();

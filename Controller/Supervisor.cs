@@ -192,6 +192,7 @@ public sealed partial class Supervisor : IAsyncDisposable
         StopRequested => OnStopRequestedAsync(),
         StopDeadline => OnStopDeadline(),
         WatchdogTick => Watchdog(),
+        LoopCall call => call.Run(),
         _ => Task.CompletedTask,
     };
 

@@ -21,6 +21,11 @@ public sealed record ControllerOptions
 
     public string LogDir { get; init; } = DefaultLogDir;
 
+    /// <summary><c>--control-socket</c>; default <c>&lt;run-dir&gt;/blktapctrl.sock</c> (tap-ctl's socket, docs/control-socket.md).</summary>
+    public string? ControlSocketPath { get; init; }
+
+    public string ControlSocket => ControlSocketPath ?? Protocol.ControlSocket.ControlSocketProtocol.DefaultSocketPath(RunDir);
+
     /// <summary>Pid file with an exclusive lock; default <c>&lt;run-dir&gt;/blktapctrl.pid</c>.</summary>
     public required string PidFile { get; init; }
 
