@@ -62,8 +62,10 @@ public static class ControlSocketJson
         w.WriteStartObject("vbd");
         WriteChannel(w, channel);
         w.WriteEndObject();
+        // Re-written compactly: the snapshot file may be indented, and a response must stay one line.
+        using var snapshot = JsonDocument.Parse(snapshotJson);
         w.WritePropertyName("stats");
-        w.WriteRawValue(snapshotJson);
+        snapshot.RootElement.WriteTo(w);
     });
 
     public static void WriteChannel(Utf8JsonWriter w, ChannelInfo c)

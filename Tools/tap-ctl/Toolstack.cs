@@ -67,7 +67,7 @@ public sealed class Toolstack : IAsyncDisposable
         await WaitForChannelAsync(domId, devId, c => c?.ChannelState == "Running", "running", timeout, ct).ConfigureAwait(false);
     }
 
-    /// <summary>Registers a VBD (frontend, params, mode, then tapdisk-request = start) and waits for tapdisk-pid.</summary>
+    /// <summary>Registers a VBD (frontend, params, mode, tapdisk-request = start, in one transaction) and waits for tapdisk-pid.</summary>
     public async Task<ChannelInfo> SpawnAsync(int domId, int devId, string @params, string mode, TimeSpan timeout, CancellationToken ct)
     {
         string p = Backend(domId, devId);
@@ -79,8 +79,11 @@ public sealed class Toolstack : IAsyncDisposable
             await tx.WriteAsync(p + "/frontend", frontend).ConfigureAwait(false);
             await tx.WriteAsync(p + "/params", @params).ConfigureAwait(false);
             await tx.WriteAsync(p + "/mode", mode).ConfigureAwait(false);
+            await tx.WriteAsync(p + "/tapdisk-request", "start").ConfigureAwait(false);
+            // The directory node itself last, as the toolstack does: the backend watch fires for <P> and the
+            // controller probes a complete directory (watch events for the keys below it are not probes, §1.3).
+            await tx.WriteAsync(p, "").ConfigureAwait(false);
         }, ct)).ConfigureAwait(false);
-        await Xs(() => _xs.WriteAsync(p + "/tapdisk-request", "start", ct)).ConfigureAwait(false);
         if (!await WaitAsync(p + "/tapdisk-pid", async () => await _xs.ExistsAsync(p + "/tapdisk-pid", ct).ConfigureAwait(false)
                 || await _xs.ExistsAsync(p + "/tapdisk-error", ct).ConfigureAwait(false), timeout, ct).ConfigureAwait(false)
             || await _xs.ExistsAsync(p + "/tapdisk-error", ct).ConfigureAwait(false))

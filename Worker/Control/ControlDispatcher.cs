@@ -17,6 +17,9 @@ public sealed class ControlDispatcher(TapdiskServer server, IControlSender sende
     private readonly TapdiskServer _server = server;
     private readonly IControlSender _sender = sender;
 
+    /// <summary>Each OPENed VBD's NBD export (set by the process; null in tests that need none).</summary>
+    public Frontends.NbdControlExports? NbdExports { get; set; }
+
     /// <summary>Set once the process sent its single RUNTIME_ERROR for SIGXFSZ.</summary>
     public bool SentXfszError { get; private set; }
 
@@ -96,6 +99,7 @@ public sealed class ControlDispatcher(TapdiskServer server, IControlSender sende
             Error(vbd.Cookie, err, $"open {p.Path}");
             return;
         }
+        NbdExports?.Export(vbd, message.DevNum); // listening before OPEN_RSP: the controller then publishes it
         _sender.Send(ControlMessage.OpenResponse(vbd.Cookie, vbd.Sectors, vbd.SectorSize, 0));
     }
 

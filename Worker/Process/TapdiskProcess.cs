@@ -56,7 +56,8 @@ public static class TapdiskProcess
         }
         using (channel)
         {
-            var dispatcher = new ControlDispatcher(server, channel);
+            using var nbdExports = new Frontends.NbdControlExports(server, Path.GetDirectoryName(Path.GetFullPath(positional[0]))!);
+            var dispatcher = new ControlDispatcher(server, channel) { NbdExports = nbdExports };
             channel.Dispatcher = dispatcher;
             server.DebugIndexLines = () => IndexLines(server, channel);
             using var signals = new SignalWatcher(server.Loop);
