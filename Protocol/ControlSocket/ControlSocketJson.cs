@@ -157,10 +157,11 @@ public static class ControlSocketJson
         try
         {
             var doc = JsonDocument.Parse(line.ToArray());
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            var kind = doc.RootElement.ValueKind;
+            if (kind != JsonValueKind.Object)
             {
                 doc.Dispose();
-                throw new ControlSocketProtocolException($"line is a JSON {doc.RootElement.ValueKind}, not an object");
+                throw new ControlSocketProtocolException($"line is a JSON {kind}, not an object");
             }
             return doc;
         }
