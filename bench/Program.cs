@@ -7,11 +7,12 @@ return args.FirstOrDefault() switch
     "nbd" => NbdBench.Run(args[1..]),
     "controller" => await ControllerBench.RunAsync(args[1..]),
     "xenstore" => XenStoreBench.Run(args[1..]),
+    "vhd" => VhdBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: blktap-bench <benchmark> [options]; benchmarks: diagnostics, nbd, controller, xenstore");
+    Console.Error.WriteLine("usage: blktap-bench <benchmark> [options]; benchmarks: diagnostics, nbd, controller, xenstore, vhd");
     return 22; // EINVAL
 }

@@ -15,11 +15,15 @@ public sealed partial class VhdImage
     /// data with the file then cut to end + 512; dynamic disks also get the backup copy at offset 0.
     /// The checksum is recomputed.
     /// </summary>
-    public void WriteFooter()
+    public void WriteFooter() => WriteFooter(includeBackup: true);
+
+    /// <param name="includeBackup">False when only the primary moved (a block was appended) and the
+    /// footer's content, hence the backup copy, is unchanged.</param>
+    public void WriteFooter(bool includeBackup)
     {
         RequireWritable();
         var bytes = Footer.ToBytes();
-        if (IsDynamic)
+        if (IsDynamic && (includeBackup || OpenedFromBackupFooter))
             RandomAccess.Write(Handle, bytes, 0);
         if (IsBlockDevice)
         {
@@ -29,7 +33,8 @@ public sealed partial class VhdImage
         {
             long at = EndOfData;
             RandomAccess.Write(Handle, bytes, at);
-            RandomAccess.SetLength(Handle, at + VhdFooter.Size);
+            if (RandomAccess.GetLength(Handle) > at + VhdFooter.Size)
+                RandomAccess.SetLength(Handle, at + VhdFooter.Size);
             FileLength = at + VhdFooter.Size;
         }
         OpenedFromBackupFooter = false;

@@ -93,7 +93,7 @@ public sealed partial class VhdImage
         if (BatmapDirty)
             WriteBatmap();
         if (grew)
-            WriteFooter();
+            WriteFooter(includeBackup: false);
     }
 
     private void AllocateAndWrite(uint block, int firstInBlock, ReadOnlySpan<byte> chunk)
@@ -102,15 +102,22 @@ public sealed partial class VhdImage
         try
         {
             int sectors = chunk.Length / 512;
+            // On a regular file, bytes at or past the current end read as zeros once the file is
+            // extended, so only the part of the new block that overlaps old content (at most the old
+            // footer) is zeroed explicitly; a block device gets every zero written.
+            long zeroLimit = IsBlockDevice ? long.MaxValue : RandomAccess.GetLength(Handle);
             // Gap and bitmap in one buffer: zeros for the gap, bits for the sectors being written.
             var head = new byte[(plan.GapSectors + BitmapSectors) * 512];
             var bitmap = head.AsSpan(plan.GapSectors * 512, BitmapBytes);
             SectorBitmap.SetRange(bitmap, firstInBlock, sectors);
             RandomAccess.Write(Handle, head, plan.ZeroStartSector * 512);
-            WriteZeros(plan.DataFileOffset(0), (long)firstInBlock * 512);
+            WriteZerosBelow(plan.DataFileOffset(0), (long)firstInBlock * 512, zeroLimit);
             RandomAccess.Write(Handle, chunk, plan.DataFileOffset(firstInBlock));
             int after = SectorsPerBlock - firstInBlock - sectors;
-            WriteZeros(plan.DataFileOffset(firstInBlock + sectors), (long)after * 512);
+            WriteZerosBelow(plan.DataFileOffset(firstInBlock + sectors), (long)after * 512, zeroLimit);
+            long blockEnd = plan.NewNextFreeSector * 512;
+            if (!IsBlockDevice && RandomAccess.GetLength(Handle) < blockEnd)
+                RandomAccess.SetLength(Handle, blockEnd); // the BAT never points past the end of the file
 
             var batSector = new byte[512];
             plan.FillBatSector(batSector);
@@ -124,6 +131,12 @@ public sealed partial class VhdImage
             AbortAllocation(plan);
             throw;
         }
+    }
+
+    private void WriteZerosBelow(long offset, long length, long limit)
+    {
+        if (offset < limit)
+            WriteZeros(offset, Math.Min(length, limit - offset));
     }
 
     /// <summary>Writes <paramref name="length"/> zero bytes at <paramref name="offset"/>.</summary>
