@@ -113,6 +113,22 @@ public static class ServeCommand
         }
 
         using var nbd = new NbdServer(server.Loop, new NbdExport(vbd, options.ExportName, options.ReadOnly), server.Log);
+        // Signals are watched before "listening on" is printed: a SIGTERM right after it must close cleanly.
+        using var signals = new SignalWatcher(server.Loop);
+        signals.Handler = sig =>
+        {
+            if (sig is SignalWatcher.SigTerm or SignalWatcher.SigInt)
+            {
+                server.Log.Info("tapdisk_serve", $"signal {sig}: closing the export");
+                nbd.Stop();
+                vbd.Close(); // EAGAIN while requests drain: the server retries each pass and Run returns after
+                if (server.Vbds.Count == 0) server.Stop();
+            }
+            else
+            {
+                TapdiskProcess.OnSignal(sig, server, null);
+            }
+        };
         SharedMemoryRingDevice? ringDevice = null;
         RingFrontend? ring = null;
         try
@@ -136,21 +152,6 @@ public static class ServeCommand
             return 98; // EADDRINUSE-ish: the endpoint is unusable
         }
 
-        using var signals = new SignalWatcher(server.Loop);
-        signals.Handler = sig =>
-        {
-            if (sig is SignalWatcher.SigTerm or SignalWatcher.SigInt)
-            {
-                server.Log.Info("tapdisk_serve", $"signal {sig}: closing the export");
-                nbd.Stop();
-                vbd.Close(); // EAGAIN while requests drain: the server retries each pass and Run returns after
-                if (server.Vbds.Count == 0) server.Stop();
-            }
-            else
-            {
-                TapdiskProcess.OnSignal(sig, server, null);
-            }
-        };
         server.Run();
         ring?.Dispose();
         ringDevice?.Dispose();
