@@ -8,7 +8,7 @@ public static class RepoPaths
     public static string Root { get; } = FindRoot();
 
     /// <summary>The CEO's shared folder (design reference, golden test data), beside the clone.</summary>
-    public static string Shared => Path.GetFullPath(Path.Combine(Root, "..", "shared"));
+    public static string Shared { get; } = FindShared();
 
     public static string GoldenVhdDir => Path.Combine(Shared, "testdata", "vhd-golden");
 
@@ -39,6 +39,18 @@ public static class RepoPaths
         }
         Assert.Fail($"executable '{name}' is not built under {bin}/*/{Configuration}; build BlkTapCtrl.sln first");
         return "";
+    }
+
+    // CI lays shared/ beside the clone; a worktree nested deeper finds it further up.
+    private static string FindShared()
+    {
+        for (var dir = new DirectoryInfo(Root).Parent; dir != null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "shared");
+            if (Directory.Exists(Path.Combine(candidate, "design")))
+                return candidate;
+        }
+        return Path.GetFullPath(Path.Combine(Root, "..", "shared"));
     }
 
     private static string FindRoot([CallerFilePath] string source = "")
