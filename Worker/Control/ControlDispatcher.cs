@@ -79,7 +79,7 @@ public sealed class ControlDispatcher(TapdiskServer server, IControlSender sende
     private static bool IsRequest(ControlMessageType type) => type is ControlMessageType.Open or ControlMessageType.Pause
         or ControlMessageType.Resume or ControlMessageType.Close or ControlMessageType.ForceShutdown;
 
-    private void Open(Vbd.Vbd vbd, in ControlMessage message)
+    private void Open(VirtualBlockDevice vbd, in ControlMessage message)
     {
         if (vbd.IsOpen || vbd.Chain != null || (vbd.Flags & VbdFlags.Paused) != 0)
         {
@@ -103,7 +103,7 @@ public sealed class ControlDispatcher(TapdiskServer server, IControlSender sende
         _sender.Send(ControlMessage.OpenResponse(vbd.Cookie, vbd.Sectors, vbd.SectorSize, 0));
     }
 
-    private void Reply(Vbd.Vbd vbd, int err, string what)
+    private void Reply(VirtualBlockDevice vbd, int err, string what)
     {
         if (err != 0 && err != -Errno.EAGAIN) Error(vbd.Cookie, err, what);
     }
@@ -121,9 +121,9 @@ public sealed class ControlDispatcher(TapdiskServer server, IControlSender sende
         _sender.Send(ControlMessage.Simple(ControlMessageType.Error, cookie));
     }
 
-    public void PauseCompleted(Vbd.Vbd vbd) => _sender.Send(ControlMessage.Simple(ControlMessageType.PauseResponse, vbd.Cookie));
+    public void PauseCompleted(VirtualBlockDevice vbd) => _sender.Send(ControlMessage.Simple(ControlMessageType.PauseResponse, vbd.Cookie));
 
-    public void CloseCompleted(Vbd.Vbd vbd) => _sender.Send(ControlMessage.Simple(ControlMessageType.CloseResponse, vbd.Cookie));
+    public void CloseCompleted(VirtualBlockDevice vbd) => _sender.Send(ControlMessage.Simple(ControlMessageType.CloseResponse, vbd.Cookie));
 
     /// <summary>SIGXFSZ: one RUNTIME_ERROR per process.</summary>
     public void SendXfszError()

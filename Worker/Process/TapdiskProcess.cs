@@ -1,3 +1,4 @@
+using BlkTapCtrl.Worker.Vbd;
 using BlkTapCtrl.Worker.Control;
 using BlkTapCtrl.Worker.Interop;
 using BlkTapCtrl.Worker.Server;

@@ -1,3 +1,4 @@
+using BlkTapCtrl.Worker.Vbd;
 using BlkTapCtrl.Worker.Images;
 using BlkTapCtrl.Worker.IO;
 using BlkTapCtrl.Worker.Lvm;
@@ -14,7 +15,7 @@ namespace BlkTapCtrl.Worker.Server;
 /// </summary>
 public sealed class TapdiskServer : IDisposable
 {
-    private readonly List<Vbd.Vbd> _vbds = new();
+    private readonly List<VirtualBlockDevice> _vbds = new();
     private readonly List<IoQueue> _queues = new();
     private IoQueue? _aio;
     private IoQueue? _sync;
@@ -39,7 +40,7 @@ public sealed class TapdiskServer : IDisposable
     public WorkerLog Log { get; }
     public IImageDriverFactory DriverFactory { get; }
     public ILvmReactivator Lvm { get; }
-    public IReadOnlyList<Vbd.Vbd> Vbds => _vbds;
+    public IReadOnlyList<VirtualBlockDevice> Vbds => _vbds;
     public IReadOnlyList<IoQueue> Queues => _queues;
 
     /// <summary>Iterations run so far.</summary>
@@ -51,7 +52,7 @@ public sealed class TapdiskServer : IDisposable
     /// <summary>Extra debug-dump lines (the control channel adds its fds to the wake-up ring index).</summary>
     public Func<IEnumerable<string>>? DebugIndexLines { get; set; }
 
-    public Vbd.Vbd? FindVbd(ushort cookie)
+    public VirtualBlockDevice? FindVbd(ushort cookie)
     {
         foreach (var v in _vbds)
             if (v.Cookie == cookie) return v;
@@ -59,17 +60,17 @@ public sealed class TapdiskServer : IDisposable
     }
 
     /// <summary>Creates a VBD (PID message, or standalone). Throws if the cookie is taken.</summary>
-    public Vbd.Vbd CreateVbd(ushort cookie, IoBackendKind? backend = null)
+    public VirtualBlockDevice CreateVbd(ushort cookie, IoBackendKind? backend = null)
     {
         if (FindVbd(cookie) != null)
             throw new InvalidOperationException($"VBD {cookie} already exists");
-        var vbd = new Vbd.Vbd(this, cookie, Options.RequestSlotsPerVbd) { Io = QueueFor(backend ?? Options.Backend) };
+        var vbd = new VirtualBlockDevice(this, cookie, Options.RequestSlotsPerVbd) { Io = QueueFor(backend ?? Options.Backend) };
         _vbds.Add(vbd);
         _hadVbd = true;
         return vbd;
     }
 
-    internal void RemoveVbd(Vbd.Vbd vbd)
+    internal void RemoveVbd(VirtualBlockDevice vbd)
     {
         _vbds.Remove(vbd);
         _watchdogDumped.Remove(vbd.Cookie);
@@ -116,8 +117,8 @@ public sealed class TapdiskServer : IDisposable
         long now = Clock.NowMicroseconds;
         foreach (var vbd in _vbds)
         {
-            if ((vbd.Flags & Vbd.VbdFlags.RetryNeeded) != 0)
-                Loop.SetMaxTimeout(Vbd.Vbd.RetryIntervalMicroseconds);
+            if ((vbd.Flags & VbdFlags.RetryNeeded) != 0)
+                Loop.SetMaxTimeout(VirtualBlockDevice.RetryIntervalMicroseconds);
             Watchdog(vbd, now);
         }
         Loop.WaitForEvents();
@@ -147,11 +148,11 @@ public sealed class TapdiskServer : IDisposable
         }
     }
 
-    private void Watchdog(Vbd.Vbd vbd, long now)
+    private void Watchdog(VirtualBlockDevice vbd, long now)
     {
         if (!vbd.HasPendingIo) return;
         long idle = now - vbd.LastProgress;
-        if (idle >= Vbd.Vbd.WatchdogMicroseconds && vbd.IsReady)
+        if (idle >= VirtualBlockDevice.WatchdogMicroseconds && vbd.IsReady)
         {
             Log.Warn("tapdisk_server_check_vbds",
                 $"VBD {vbd.Cookie}: watchdog timeout: pending requests idle for {idle / 1_000_000} seconds");
@@ -163,7 +164,7 @@ public sealed class TapdiskServer : IDisposable
         }
         else
         {
-            Loop.SetMaxTimeout(Math.Max(0, Vbd.Vbd.WatchdogMicroseconds - idle));
+            Loop.SetMaxTimeout(Math.Max(0, VirtualBlockDevice.WatchdogMicroseconds - idle));
         }
     }
 

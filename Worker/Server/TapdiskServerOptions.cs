@@ -1,3 +1,4 @@
+using BlkTapCtrl.Worker.Vbd;
 using BlkTapCtrl.Worker.Images;
 using BlkTapCtrl.Worker.Lvm;
 using BlkTapCtrl.Worker.Logging;
@@ -22,7 +23,7 @@ public sealed class TapdiskServerOptions
     public ILvmReactivator Lvm { get; init; } = NoLvmReactivation.Instance;
     public IoBackendKind Backend { get; init; } = IoBackendKind.LinuxAio;
     public int IoQueueCapacity { get; init; } = IO.IoQueue.DefaultCapacity;
-    public int RequestSlotsPerVbd { get; init; } = Vbd.Vbd.DefaultRequestSlots;
+    public int RequestSlotsPerVbd { get; init; } = VirtualBlockDevice.DefaultRequestSlots;
 
     /// <summary>Backend from <c>TAPDISK_IO_BACKEND</c> (<c>aio</c> or <c>sync</c>), default native AIO.</summary>
     public static IoBackendKind BackendFromEnvironment() =>

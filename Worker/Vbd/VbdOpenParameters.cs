@@ -10,6 +10,6 @@ public sealed record VbdOpenParameters(string Path, DriverType Type, ImageOpenFl
 /// <summary>Receives the replies a VBD sends when a deferred control operation finishes.</summary>
 public interface IVbdControlReplies
 {
-    void PauseCompleted(Vbd vbd);
-    void CloseCompleted(Vbd vbd);
+    void PauseCompleted(VirtualBlockDevice vbd);
+    void CloseCompleted(VirtualBlockDevice vbd);
 }

@@ -2,7 +2,7 @@ namespace BlkTapCtrl.Worker.Vbd;
 
 /// <summary>
 /// One frontend request (blktap's vreq). Rented from the VBD's fixed pool with
-/// <see cref="Vbd.TryRentRequest"/>, filled in by the frontend, handed over with <see cref="Vbd.Submit"/>,
+/// <see cref="VirtualBlockDevice.TryRentRequest"/>, filled in by the frontend, handed over with <see cref="VirtualBlockDevice.Submit"/>,
 /// and given back to the frontend exactly once through <see cref="IVbdFrontend.OnRequestCompleted"/>,
 /// after which the VBD reuses it. Reusing pooled requests is what keeps the hot path allocation-free.
 /// <para>
@@ -20,13 +20,13 @@ public sealed class VbdRequest
     private readonly nint[] _segmentBuffers = new nint[MaxSegments];
     private readonly int[] _segmentSectors = new int[MaxSegments];
 
-    internal VbdRequest(Vbd vbd, int slot)
+    internal VbdRequest(VirtualBlockDevice vbd, int slot)
     {
         Vbd = vbd;
         Slot = slot;
     }
 
-    public Vbd Vbd { get; }
+    public VirtualBlockDevice Vbd { get; }
 
     /// <summary>Index in the VBD's pool (stable for the request's life).</summary>
     public int Slot { get; }
@@ -81,6 +81,8 @@ public sealed class VbdRequest
     internal bool Rented;
     internal bool Submitted;
     internal bool Failed;
+    /// <summary>Rejected by the request check: retrying cannot change the answer.</summary>
+    internal bool Invalid;
     internal int Submitting;
     internal long PendingUnits;
     internal int NumRetries;
@@ -98,6 +100,7 @@ public sealed class VbdRequest
         TotalSectors = 0;
         Error = 0;
         Failed = false;
+        Invalid = false;
         Submitting = 0;
         PendingUnits = 0;
         NumRetries = 0;

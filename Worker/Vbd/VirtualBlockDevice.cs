@@ -30,7 +30,7 @@ namespace BlkTapCtrl.Worker.Vbd;
 /// … attach a frontend …; server.Run();</c> — <see cref="TapdiskServer.Run"/> returns when the last VBD closed
 /// (call <see cref="Close"/> / <see cref="ForceShutdown"/>, or let SIGTERM do it).</para>
 /// </summary>
-public sealed class Vbd
+public sealed class VirtualBlockDevice
 {
     public const long RequestTimeoutMicroseconds = 120_000_000;
     public const long RetryIntervalMicroseconds = 1_000_000;
@@ -56,7 +56,7 @@ public sealed class Vbd
         public int Unpublished;
     }
 
-    internal Vbd(TapdiskServer server, ushort cookie, int requestSlots)
+    internal VirtualBlockDevice(TapdiskServer server, ushort cookie, int requestSlots)
     {
         _server = server;
         Cookie = cookie;
@@ -425,7 +425,11 @@ public sealed class Vbd
         else
         {
             int err = CheckRequest(v);
-            if (err != 0) v.Fail(err);
+            if (err != 0)
+            {
+                v.Fail(err);
+                v.Invalid = true;
+            }
             else SplitIntoTaps(v);
         }
         v.Submitting--;
@@ -527,7 +531,9 @@ public sealed class Vbd
     // CA-29373: ESTALE and ENOSPC are answered at once; others retried until 120 s old.
     private bool IsRetryable(VbdRequest v)
     {
-        if (!v.Failed || Has(VbdFlags.Dead) || Has(VbdFlags.ShutdownRequested)) return false;
+        // Divergence: the original also retried requests its ring check rejected (bad range, write
+        // to a read-only disk) for 120 s; retrying cannot make them valid, so they are answered at once.
+        if (!v.Failed || v.Invalid || Has(VbdFlags.Dead) || Has(VbdFlags.ShutdownRequested)) return false;
         int e = Math.Abs(v.Error);
         if (e == Errno.ESTALE || e == Errno.ENOSPC) return false;
         return Now - v.ArrivalTime <= RequestTimeoutMicroseconds;
