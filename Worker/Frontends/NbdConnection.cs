@@ -34,7 +34,7 @@ public sealed unsafe class NbdConnection : IVbdFrontend
     private readonly Socket _socket;
     private readonly int _fd;
     private readonly EventLoop _loop;
-    private readonly Vbd.Vbd _vbd;
+    private readonly VirtualBlockDevice _vbd;
     private readonly NbdExport _export;
     private readonly NbdNegotiation _negotiation;
     private readonly int _readEvent;

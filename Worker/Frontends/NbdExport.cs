@@ -1,3 +1,4 @@
+using BlkTapCtrl.Worker.Vbd;
 using BlkTapCtrl.Protocol.Nbd;
 
 namespace BlkTapCtrl.Worker.Frontends;
@@ -6,7 +7,7 @@ namespace BlkTapCtrl.Worker.Frontends;
 /// What one NBD server exports: a VBD under a name, its size, whether writes are refused, and the
 /// transmission flags every connection is told.
 /// </summary>
-public sealed class NbdExport(Vbd.Vbd vbd, string name = "", bool readOnly = false)
+public sealed class NbdExport(VirtualBlockDevice vbd, string name = "", bool readOnly = false)
 {
     /// <summary>Smallest request granularity: the VBD works in 512-byte sectors.</summary>
     public const uint MinimumBlockSize = 512;
@@ -14,7 +15,7 @@ public sealed class NbdExport(Vbd.Vbd vbd, string name = "", bool readOnly = fal
     /// <summary>Largest READ/WRITE payload accepted (proto.md's customary 32 MiB).</summary>
     public const uint MaximumPayload = 32 << 20;
 
-    public Vbd.Vbd Vbd { get; } = vbd;
+    public VirtualBlockDevice Vbd { get; } = vbd;
 
     /// <summary>The export's name; the empty default name is accepted too.</summary>
     public string Name { get; } = name;

@@ -23,7 +23,7 @@ public sealed class NbdFrontendHarness : IDisposable
     private Exception? _loopFailure;
 
     public TapdiskServer Server { get; }
-    public Vbd.Vbd Vbd { get; }
+    public VirtualBlockDevice Vbd { get; }
     public NbdServer Nbd { get; }
     public string ImagePath { get; }
     public string SocketPath { get; }
