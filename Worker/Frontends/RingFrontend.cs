@@ -17,7 +17,7 @@ namespace BlkTapCtrl.Worker.Frontends;
 public sealed unsafe class RingFrontend : IVbdFrontend, IDisposable
 {
     private readonly EventLoop _loop;
-    private readonly Vbd.Vbd _vbd;
+    private readonly VirtualBlockDevice _vbd;
     private readonly IRingDevice _device;
     private readonly WorkerLog _log;
     private readonly int _kickEvent;
@@ -30,7 +30,7 @@ public sealed unsafe class RingFrontend : IVbdFrontend, IDisposable
     private bool _closed;
     private int _outstanding;
 
-    public RingFrontend(EventLoop loop, Vbd.Vbd vbd, IRingDevice device, WorkerLog log)
+    public RingFrontend(EventLoop loop, VirtualBlockDevice vbd, IRingDevice device, WorkerLog log)
     {
         _loop = loop;
         _vbd = vbd;
