@@ -21,7 +21,7 @@ public sealed class NbdControlExports(TapdiskServer server, string fifoDirectory
         Path.Combine(fifoDirectory, string.Create(CultureInfo.InvariantCulture, $"nbd{minor}.sock"));
 
     /// <summary>Called by the dispatcher once OPEN succeeded, before OPEN_RSP.</summary>
-    public void Export(Vbd.Vbd vbd, uint minor)
+    public void Export(VirtualBlockDevice vbd, uint minor)
     {
         Remove(vbd.Cookie);
         string path = SocketPath(fifoDirectory, minor);
@@ -55,9 +55,9 @@ public sealed class NbdControlExports(TapdiskServer server, string fifoDirectory
     /// <summary>Passes the VBD's replies on, taking its export down first when it closes.</summary>
     private sealed class ClosingReplies(IVbdControlReplies? inner, NbdControlExports exports) : IVbdControlReplies
     {
-        public void PauseCompleted(Vbd.Vbd vbd) => inner?.PauseCompleted(vbd);
+        public void PauseCompleted(VirtualBlockDevice vbd) => inner?.PauseCompleted(vbd);
 
-        public void CloseCompleted(Vbd.Vbd vbd)
+        public void CloseCompleted(VirtualBlockDevice vbd)
         {
             exports.Remove(vbd.Cookie);
             inner?.CloseCompleted(vbd);
