@@ -43,12 +43,20 @@ public sealed class WorkerDiagnostics : IDisposable
             _syslog.Log(SyslogSeverity.Warning, $"tapdisk: cannot create log file in {options.LogDir}: {e.Message}");
         }
 
+        // Without a log file the sink stays stderr, so echoing would print every line twice.
+        var echo = _logFile == null ? null : options.EchoTo;
         if (_logFile is { } file)
-            log.Sink = (level, line) => file.WriteLine((TlogLevel)(int)level, line);
+            log.Sink = echo == null
+                ? (level, line) => file.WriteLine((TlogLevel)(int)level, line)
+                : (level, line) => { file.WriteLine((TlogLevel)(int)level, line); echo.WriteLine(line); };
         var fallback = log.Sink;
         log.ErrorSink = (errno, function, line) =>
         {
-            if (_logFile is { } f) f.ErrorLine(errno, function, line);
+            if (_logFile is { } f)
+            {
+                f.ErrorLine(errno, function, line);
+                echo?.WriteLine(line);
+            }
             else
             {
                 fallback?.Invoke(WorkerLog.Level.Warn, line);

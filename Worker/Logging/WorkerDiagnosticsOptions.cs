@@ -15,6 +15,13 @@ public sealed class WorkerDiagnosticsOptions
     public string LogDir { get; set; } = Environment.GetEnvironmentVariable("TAPDISK_LOG_DIR") is { Length: > 0 } d ? d : DefaultLogDir;
     public SyslogFacility Facility { get; set; } = SyslogFacility.Daemon;
 
+    /// <summary>
+    /// Foreground runs (<c>tapdisk serve</c>, like qemu-nbd) whose operator reads stderr set this to
+    /// <see cref="Console.Error"/>: every log line and error is echoed there too, besides the log file and syslog.
+    /// A worker under blktapctrl leaves it null (nobody reads its stderr).
+    /// </summary>
+    public TextWriter? EchoTo { get; set; }
+
     /// <summary>How often the stats snapshot file is refreshed while counters change.</summary>
     public long StatsIntervalMicroseconds { get; set; } = 1_000_000;
 

@@ -100,12 +100,10 @@ public static class ServeCommand
             return 22; // EINVAL
         }
 
+        // `tapdisk serve` runs in the foreground like qemu-nbd: its operator reads stderr.
+        diagnosticsOptions.EchoTo = Console.Error;
         using var server = new TapdiskServer(new TapdiskServerOptions { Backend = options.Backend });
         using var diagnostics = new Logging.WorkerDiagnostics(server, diagnosticsOptions);
-        // `tapdisk serve` runs in the foreground like qemu-nbd: its operator reads stderr, so every log
-        // line also goes there, besides the log file and syslog that the diagnostics set up.
-        if (server.Log.Sink is { } logFileSink)
-            server.Log.Sink = (level, line) => { logFileSink(level, line); Console.Error.WriteLine(line); };
         var vbd = server.CreateVbd(1);
         var flags = options.ReadOnly ? ImageOpenFlags.ReadOnly : ImageOpenFlags.None;
         if (options.Writeback) flags |= ImageOpenFlags.Buffered;

@@ -171,6 +171,31 @@ public sealed class WorkerDiagnosticsTests
     }
 
     [Test]
+    public void Foreground_echo_repeats_log_lines_and_errors_besides_the_log_file_and_only_when_asked()
+    {
+        // `tapdisk serve` sets EchoTo = stderr; a worker under blktapctrl leaves it null.
+        foreach (bool asked in new[] { true, false })
+        {
+            using var dir = new TempDir("wd");
+            using var daemon = new FakeSyslogDaemon(dir["log"]);
+            var echo = new StringWriter();
+            using var server = new TapdiskServer(new TapdiskServerOptions { Clock = new VirtualClock() });
+            using var diagnostics = new WorkerDiagnostics(server, new WorkerDiagnosticsOptions
+            {
+                SyslogSocket = daemon.Path, LogDir = dir["logs"], EchoTo = asked ? echo : null,
+            });
+            server.Log.Warn("f", "a warning");
+            server.Log.Error(5, "g", "an error");
+            var expected = new[] { "f: a warning", "ERROR: errno 5 at g: an error" };
+            Assert.That(echo.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries),
+                asked ? Is.EqualTo(expected) : Is.Empty);
+            diagnostics.LogFile!.Flush();
+            string logText = File.ReadAllText(diagnostics.LogFile.CurrentPath);
+            Assert.That(logText, Does.Contain("f: a warning").And.Contain("ERROR: errno 5 at g: an error"), "the log file gets them either way");
+        }
+    }
+
+    [Test]
     public void Unwritable_log_dir_falls_back_to_stderr_and_syslog_without_failing()
     {
         using var dir = new TempDir("wd");
