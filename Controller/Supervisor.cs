@@ -105,6 +105,7 @@ public sealed partial class Supervisor : IAsyncDisposable
             return ExitCodes.StartupFailure;
         }
 
+        await RecoverExistingBackendsAsync().ConfigureAwait(false);
         _ = PumpWatchAsync(backendWatch, WatchKind.Backend, null);
         _systemd?.Notify(ServiceState.Ready);
         StartWatchdog(cancel);

@@ -16,10 +16,23 @@ public sealed class EmulatedBlktapDevices(string runDir) : IBlktapDevices
         {
             if (_used[minor]) continue;
             _used[minor] = true;
-            return new DeviceAllocation(minor, 0, Path.Combine(runDir, $"ring{minor}"), Path.Combine(runDir, $"nbd{minor}.sock"));
+            return Describe(minor);
         }
         throw new IOException($"no free blktap minor (all {MaxMinor} in use)");
     }
+
+    public DeviceAllocation Reclaim(int minor)
+    {
+        if (minor is < 1 or > MaxMinor)
+            throw new IOException($"minor {minor} is outside 1..{MaxMinor}");
+        if (_used[minor])
+            throw new IOException($"minor {minor} is already in use");
+        _used[minor] = true;
+        return Describe(minor);
+    }
+
+    private DeviceAllocation Describe(int minor) =>
+        new(minor, 0, Path.Combine(runDir, $"ring{minor}"), Path.Combine(runDir, $"nbd{minor}.sock"));
 
     public string? CompleteConnection(DeviceAllocation device) => null;
 

@@ -10,6 +10,12 @@ public interface IBlktapDevices
     DeviceAllocation Allocate(int domId, int busId);
 
     /// <summary>
+    /// A restarted controller takes back the minor of a worker that kept running; throws
+    /// <see cref="IOException"/> when the minor is out of range or already in use.
+    /// </summary>
+    DeviceAllocation Reclaim(int minor);
+
+    /// <summary>
     /// After OPEN_RSP (the original's BACKDEV_SETUP + backdev-node/backdev-path): the block device node path to
     /// publish as <c>backdev-path</c>, or null when this provider has none.
     /// </summary>

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace BlkTapCtrl.Controller.Native;
 
-/// <summary>The few libc calls .NET does not expose: FIFOs, flock, posix_spawn, waitpid, priorities, kill.</summary>
+/// <summary>The few libc calls .NET does not expose: FIFOs, flock, posix_spawn, waitpid, pidfd, poll, priorities, kill.</summary>
 internal static unsafe partial class Libc
 {
     public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
@@ -11,6 +11,9 @@ internal static unsafe partial class Libc
     public const int PRIO_PROCESS = 0;
     public const int SIGINT = 2, SIGKILL = 9, SIGTERM = 15;
     public const int EINTR = 4, EAGAIN = 11, EWOULDBLOCK = 11, ECHILD = 10, EPERM = 1, EACCES = 13, EEXIST = 17;
+    public const short POLLIN = 1;
+    public const long SYS_pidfd_open = 434;
+    public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800, ESRCH = 3;
     public const short POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSIGDEF = 0x04;
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -48,6 +51,26 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int getpid();
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int poll(PollFd* fds, nuint count, int timeout);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int eventfd(uint initial, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long syscall(long number, long a, long b);
+
+    /// <summary>pidfd_open(2): a descriptor that becomes readable when the process exits (any process, not only children).</summary>
+    public static int pidfd_open(int pid) => (int)syscall(SYS_pidfd_open, pid, 0);
 
     [LibraryImport("libc")]
     public static partial int posix_spawnattr_init(void* attr);

@@ -22,16 +22,25 @@ public sealed class ChildReaper : IDisposable
     private readonly Action<ChildExit> _onExit;
     private readonly PosixSignalRegistration _registration;
     private readonly object _reapLock = new();
+    private readonly OrphanWatcher _orphans;
 
     public ChildReaper(Action<ChildExit> onExit)
     {
         _onExit = onExit;
+        _orphans = new OrphanWatcher(pid => _onExit(new ChildExit(pid, null, null)));
         _registration = PosixSignalRegistration.Create(PosixSignal.SIGCHLD, _ => ReapAll());
     }
 
-    public int TrackedCount => _tracked.Count;
+    /// <summary>Workers still running: our children and the orphans taken back after a restart.</summary>
+    public int TrackedCount => _tracked.Count + _orphans.Count;
 
-    public IReadOnlyList<int> TrackedPids => _tracked.Keys.ToList();
+    public IReadOnlyList<int> TrackedPids => [.. _tracked.Keys, .. _orphans.Pids];
+
+    /// <summary>
+    /// Watches a worker an earlier controller spawned (not our child: waitpid cannot reap it). Its exit is
+    /// reported with an unknown status. False when the process is already gone.
+    /// </summary>
+    public bool TrackOrphan(int pid) => _orphans.Watch(pid);
 
     /// <summary>Starts watching a freshly spawned pid (reaps at once in case it already died).</summary>
     public void Track(int pid)
@@ -40,7 +49,7 @@ public sealed class ChildReaper : IDisposable
         ReapAll();
     }
 
-    public bool IsAlive(int pid) => _tracked.ContainsKey(pid);
+    public bool IsAlive(int pid) => _tracked.ContainsKey(pid) || _orphans.Contains(pid);
 
     public void ReapAll()
     {
@@ -71,7 +80,11 @@ public sealed class ChildReaper : IDisposable
     }
 
     /// <summary>Sends a signal to a tracked worker (false when it is already gone).</summary>
-    public bool Signal(int pid, int signal) => _tracked.ContainsKey(pid) && Libc.kill(pid, signal) == 0;
+    public bool Signal(int pid, int signal) => IsAlive(pid) && Libc.kill(pid, signal) == 0;
 
-    public void Dispose() => _registration.Dispose();
+    public void Dispose()
+    {
+        _registration.Dispose();
+        _orphans.Dispose();
+    }
 }

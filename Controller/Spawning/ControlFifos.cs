@@ -28,8 +28,7 @@ public sealed class ControlFifos : IDisposable
 
     public static ControlFifos Create(string runDir, int minor)
     {
-        string write = Path.Combine(runDir, $"tapctrlwrite{minor}");
-        string read = Path.Combine(runDir, $"tapctrlread{minor}");
+        var (write, read) = Paths(runDir, minor);
         MakeFifo(write);
         MakeFifo(read);
         PipeStream? writer = null;
@@ -45,6 +44,50 @@ public sealed class ControlFifos : IDisposable
             Unlink(write);
             Unlink(read);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Reopens the FIFO pair of a worker that outlived an earlier controller (it keeps both open, so they still
+    /// exist). Bytes left in the read FIFO were meant for the dead controller and are discarded; a path that
+    /// is not a FIFO (it reads end-of-file) is refused.
+    /// </summary>
+    public static ControlFifos OpenExisting(string runDir, int minor)
+    {
+        var (write, read) = Paths(runDir, minor);
+        PipeStream? writer = null, reader = null;
+        try
+        {
+            writer = Open(write, PipeDirection.Out);
+            reader = Open(read, PipeDirection.In);
+            DiscardPending(reader, read);
+            return new ControlFifos(write, read, writer, reader);
+        }
+        catch
+        {
+            writer?.Dispose();
+            reader?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary><c>tapctrlwrite&lt;minor&gt;</c> and <c>tapctrlread&lt;minor&gt;</c> in the run directory.</summary>
+    public static (string Write, string Read) Paths(string runDir, int minor) =>
+        (Path.Combine(runDir, $"tapctrlwrite{minor}"), Path.Combine(runDir, $"tapctrlread{minor}"));
+
+    private static unsafe void DiscardPending(PipeStream reader, string path)
+    {
+        int fd = (int)reader.SafePipeHandle.DangerousGetHandle();
+        byte* buffer = stackalloc byte[4096];
+        while (true)
+        {
+            nint n = Libc.read(fd, buffer, 4096);
+            if (n > 0) continue;
+            if (n == 0) throw new IOException($"{path} is not a FIFO");
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == Libc.EINTR) continue;
+            if (errno == Libc.EAGAIN) return;
+            throw new IOException($"read {path}: {Libc.ErrorText(errno)}");
         }
     }
 

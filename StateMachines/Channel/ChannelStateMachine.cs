@@ -12,6 +12,7 @@ public sealed class ChannelStateMachine
 {
     private readonly StateMachine<ChannelState, ChannelTrigger> _machine;
     private readonly StateMachine<ChannelState, ChannelTrigger>.TriggerWithParameters<bool> _connect;
+    private readonly StateMachine<ChannelState, ChannelTrigger>.TriggerWithParameters<bool> _reattach;
     private ChannelState _state;
     private bool _unhandled;
 
@@ -24,6 +25,7 @@ public sealed class ChannelStateMachine
         _state = initial;
         _machine = new StateMachine<ChannelState, ChannelTrigger>(() => _state, s => _state = s);
         _connect = _machine.SetTriggerParameters<bool>(ChannelTrigger.Connect);
+        _reattach = _machine.SetTriggerParameters<bool>(ChannelTrigger.Reattach);
         _machine.OnUnhandledTrigger((state, trigger) =>
         {
             _unhandled = true;
@@ -37,18 +39,24 @@ public sealed class ChannelStateMachine
     /// <summary>dead/closed → launched (private worker spawned) or → pid (a shared worker adopted).</summary>
     public bool Connect(bool sharedPeerFound) => Fire(() => _machine.Fire(_connect, sharedPeerFound), ChannelTrigger.Connect);
 
+    /// <summary>dead → running, or → paused: a restarted controller takes back a worker that kept serving.</summary>
+    public bool Reattach(bool workerPaused) => Fire(() => _machine.Fire(_reattach, workerPaused), ChannelTrigger.Reattach);
+
     /// <summary>Fires a trigger; false when it was not permitted (the unhandled callback has run).</summary>
     public bool Fire(ChannelTrigger trigger)
     {
-        if (trigger == ChannelTrigger.Connect)
-            throw new ArgumentException("Connect carries an argument: call Connect(sharedPeerFound)", nameof(trigger));
+        if (trigger is ChannelTrigger.Connect or ChannelTrigger.Reattach)
+            throw new ArgumentException($"{trigger} carries an argument: call {trigger}(bool)", nameof(trigger));
         return Fire(() => _machine.Fire(trigger), trigger);
     }
 
     public bool CanFire(ChannelTrigger trigger) =>
-        trigger == ChannelTrigger.Connect
-            ? _machine.CanFire(_connect, false) || _machine.CanFire(_connect, true)
-            : _machine.CanFire(trigger);
+        trigger switch
+        {
+            ChannelTrigger.Connect => _machine.CanFire(_connect, false) || _machine.CanFire(_connect, true),
+            ChannelTrigger.Reattach => _machine.CanFire(_reattach, false) || _machine.CanFire(_reattach, true),
+            _ => _machine.CanFire(trigger),
+        };
 
     public Stateless.Reflection.StateMachineInfo GetInfo() => _machine.GetInfo();
 
@@ -75,7 +83,10 @@ public sealed class ChannelStateMachine
         }
         _machine.Configure(ChannelState.Dead)
             // Late exit of a worker this channel already let go of.
-            .Ignore(ChannelTrigger.ChildExited);
+            .Ignore(ChannelTrigger.ChildExited)
+            // Only a channel that never talked can take back a running worker; pause-done tells which state it is in.
+            .PermitIf(_reattach, ChannelState.Running, paused => !paused, "restarted controller: worker serving, no pause-done")
+            .PermitIf(_reattach, ChannelState.Paused, paused => paused, "restarted controller: worker paused, pause-done published");
         _machine.Configure(ChannelState.Closed)
             .Permit(ChannelTrigger.ChildExited, ChannelState.Dead);
 

@@ -8,6 +8,11 @@ public enum ChannelTrigger
 {
     /// <summary>drive → running from dead/closed: spawn a private worker, or adopt a shared one (argument).</summary>
     Connect,
+    /// <summary>
+    /// A restarted controller found this VBD's worker still running (its own earlier instance spawned it):
+    /// dead → running, or → paused when the worker had answered PAUSE (argument).
+    /// </summary>
+    Reattach,
     PidSent,
     PidResponse,
     OpenSent,

@@ -44,7 +44,7 @@ public class ChannelStateMachineTests
     public static IEnumerable<TestCaseData> EveryPair() =>
         from s in ChannelStates.All
         from t in Enum.GetValues<T>()
-        where t != T.Connect
+        where t is not T.Connect and not T.Reattach
         select new TestCaseData(s, t).SetName($"Channel_{s}_{t}");
 
     [TestCaseSource(nameof(EveryPair))]
@@ -91,6 +91,28 @@ public class ChannelStateMachineTests
         Assert.That(machine.Connect(sharedPeer), Is.False);
         Assert.That(machine.State, Is.EqualTo(from));
         Assert.That(unhandled, Is.EqualTo(new[] { (from, T.Connect) }));
+    }
+
+    [TestCase(false, C.Running)]
+    [TestCase(true, C.Paused)]
+    public void Reattach_takes_a_dead_channel_to_the_state_of_the_running_worker(bool workerPaused, C to)
+    {
+        var machine = new ChannelStateMachine((_, _) => Assert.Fail("unhandled"));
+        Assert.That(machine.Reattach(workerPaused), Is.True);
+        Assert.That(machine.State, Is.EqualTo(to));
+    }
+
+    public static IEnumerable<TestCaseData> NotDead() =>
+        ChannelStates.All.Where(s => s != C.Dead).SelectMany(s => new[] { new TestCaseData(s, false), new TestCaseData(s, true) });
+
+    [TestCaseSource(nameof(NotDead))]
+    public void Reattach_is_refused_unless_the_channel_never_talked(C from, bool workerPaused)
+    {
+        var unhandled = new List<(C, T)>();
+        var machine = new ChannelStateMachine((s, t) => unhandled.Add((s, t)), from);
+        Assert.That(machine.Reattach(workerPaused), Is.False);
+        Assert.That(machine.State, Is.EqualTo(from));
+        Assert.That(unhandled, Is.EqualTo(new[] { (from, T.Reattach) }));
     }
 
     [Test]

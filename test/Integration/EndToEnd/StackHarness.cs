@@ -53,8 +53,10 @@ public sealed class StackHarness : IAsyncDisposable
         ["TAPDISK_LOG_DIR"] = LogDir,
     };
 
+    /// <summary>Starts blktapctrl (again: a controller that died or stopped is replaced) and waits for its control socket.</summary>
     public async Task StartControllerAsync()
     {
+        Controller?.Dispose();
         Controller = new ChildProcess(RepoPaths.Executable("blktapctrl"),
             ["--xenstore", XenStoreSocket, "--tapdisk", RepoPaths.Executable("tapdisk"), "--run-dir", RunDir, "--log-dir", LogDir,
              "--wait-timeout", "20", "--stop-timeout", "10"], Environment);
