@@ -42,7 +42,16 @@ public static class TapdiskProcess
         try { diagnosticsOptions.Facility = Logging.WorkerDiagnosticsOptions.ParseFacility(facility); }
         catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 1; }
 
-        var options = new TapdiskServerOptions { Backend = TapdiskServerOptions.BackendFromEnvironment() };
+        Lvm.LvmOptions lvmOptions;
+        try { lvmOptions = Lvm.LvmOptions.FromEnvironment(); }
+        catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 1; }
+        var log = new Logging.WorkerLog();
+        var options = new TapdiskServerOptions
+        {
+            Backend = TapdiskServerOptions.BackendFromEnvironment(),
+            Log = log,
+            Lvm = new Lvm.LvmReactivator(lvmOptions, log, Scheduling.MonotonicClock.Instance),
+        };
         using var server = new TapdiskServer(options);
         using var diagnostics = new Logging.WorkerDiagnostics(server, diagnosticsOptions);
         FifoControlChannel channel;

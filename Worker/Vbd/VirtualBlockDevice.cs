@@ -177,7 +177,7 @@ public sealed class VirtualBlockDevice
     {
         if (_chain != null || _closeReplied)
             return -Errno.EBUSY;
-        int err = OpenChain(parameters, parameters.Flags);
+        int err = OpenChain(parameters, parameters.Flags, out _);
         if (err != 0) return err;
         _params = parameters;
         ReadOnly = (parameters.Flags & ImageOpenFlags.ReadOnly) != 0;
@@ -186,10 +186,15 @@ public sealed class VirtualBlockDevice
         return 0;
     }
 
-    private int OpenChain(VbdOpenParameters parameters, ImageOpenFlags flags)
+    /// <summary>
+    /// LVM reactivation (§3.9, for any driver: it reads only VHD metadata), then the chain.
+    /// <paramref name="reactivationFailed"/> tells the caller not to retry: the reactivator already retried its walk.
+    /// </summary>
+    private int OpenChain(VbdOpenParameters parameters, ImageOpenFlags flags, out bool reactivationFailed)
     {
         var context = new DriverContext(Io, _server.Log, _server.Loop);
         int err = _server.Lvm.Reactivate(parameters);
+        reactivationFailed = err != 0;
         if (err == 0)
             err = ImageChain.Open(parameters.Path, parameters.Type, flags, _server.DriverFactory, context, _server.Clock, out _chain);
         if (err != 0)
@@ -224,8 +229,8 @@ public sealed class VirtualBlockDevice
         int err = 0;
         for (int attempt = 1; attempt <= ImageChain.OpenAttempts; attempt++)
         {
-            err = OpenChain(merged, merged.Flags | ImageOpenFlags.Strict);
-            if (err == 0) break;
+            err = OpenChain(merged, merged.Flags | ImageOpenFlags.Strict, out bool reactivationFailed);
+            if (err == 0 || reactivationFailed) break;
             if (attempt < ImageChain.OpenAttempts) _server.Clock.Sleep(ImageChain.RetryIntervalMicroseconds);
         }
         if (err != 0)

@@ -21,6 +21,17 @@ public sealed class TapdiskControlClient : IDisposable
 
     public ChildProcess Process { get; }
 
+    /// <summary>The worker's log file in <paramref name="logDir"/> (<c>TAPDISK.&lt;pid&gt;.log</c> once kept, else <c>.tmp</c>), or null.</summary>
+    public string? LogFile(string logDir)
+    {
+        foreach (var suffix in new[] { ".log", ".tmp" })
+        {
+            string path = Path.Combine(logDir, $"TAPDISK.{Process.Pid}{suffix}");
+            if (File.Exists(path)) return path;
+        }
+        return null;
+    }
+
     public static async Task<TapdiskControlClient> StartAsync(TempDir dir, IDictionary<string, string?>? env = null,
         string? executable = null, params string[] prefixArgs)
     {
@@ -30,7 +41,10 @@ public sealed class TapdiskControlClient : IDisposable
             var (code, _, err) = await ChildProcess.RunAsync("mkfifo", [fifo]);
             Assert.That(code, Is.Zero, err);
         }
-        var process = new ChildProcess(executable ?? RepoPaths.Executable("tapdisk"), [.. prefixArgs, toTap, fromTap], env);
+        // Never /var/log/blktap from a test: the log file lands in the test's own directory unless the test chose one.
+        var environment = new Dictionary<string, string?>(env ?? new Dictionary<string, string?>());
+        environment.TryAdd("TAPDISK_LOG_DIR", dir.Path);
+        var process = new ChildProcess(executable ?? RepoPaths.Executable("tapdisk"), [.. prefixArgs, toTap, fromTap], environment);
         // tapdisk opens both FIFOs read-write, so these opens do not wait for it.
         var w = new FileStream(toTap, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
         var r = new FileStream(fromTap, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
