@@ -39,7 +39,7 @@ public sealed partial class VhdImage
         NextFreeSector = plan.NewNextFreeSector;
         PendingAllocation = null;
         plan.Bat = null;
-        return InstallBitmap(plan.Block, new byte[BitmapBytes]);
+        return InstallBitmap(plan.Block, BitmapBytes <= Zeros.Length ? Zeros.AsSpan(0, BitmapBytes) : new byte[BitmapBytes]);
     }
 
     public void AbortAllocation(BlockAllocation plan)

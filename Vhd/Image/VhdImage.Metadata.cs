@@ -1,4 +1,5 @@
 using BlkTapCtrl.Vhd.Format;
+using BlkTapCtrl.Vhd.Platform;
 
 namespace BlkTapCtrl.Vhd.Image;
 
@@ -42,6 +43,26 @@ public sealed partial class VhdImage
         LegacyShortFooter = false;
     }
 
+    /// <summary>
+    /// After a synchronous write appended blocks: each allocation already put the primary footer at
+    /// the new end of data, so a file only needs cutting if it was longer, and the backup copy only if
+    /// the open had to use it. A block device's footer does not move; it is rewritten as before.
+    /// </summary>
+    private void CompleteAppendFooter(long lengthBefore)
+    {
+        if (IsBlockDevice || OpenedFromBackupFooter)
+        {
+            WriteFooter(includeBackup: false);
+            return;
+        }
+        long end = EndOfData + VhdFooter.Size;
+        if (lengthBefore > end)
+            RandomAccess.SetLength(Handle, end);
+        FileLength = end;
+        PrimaryFooterIsOpenedMarker = false;
+        LegacyShortFooter = false;
+    }
+
     /// <summary>Writes only the backup footer copy at offset 0 (dynamic disks).</summary>
     public void WriteBackupFooter()
     {
@@ -71,10 +92,19 @@ public sealed partial class VhdImage
             return;
         RequireWritable();
         BatmapHeader.Checksum = BatmapHeader.ComputeChecksum(Batmap, Footer.CurrentSize);
-        RandomAccess.Write(Handle, Batmap, (long)BatmapHeader.BatmapOffset);
-        var h = new byte[BatmapHeader.Size];
+        Span<byte> h = stackalloc byte[BatmapHeader.Size];
         BatmapHeader.WriteTo(h);
-        RandomAccess.Write(Handle, h, (long)BatmapHeader.HeaderOffsetFor(Header!.TableOffset, Header.MaxBatSize));
+        long headerAt = (long)BatmapHeader.HeaderOffsetFor(Header!.TableOffset, Header.MaxBatSize);
+        // blktap places the bitmap right after its header: then both go in one gathered write.
+        if ((long)BatmapHeader.BatmapOffset == headerAt + BatmapHeader.Size)
+        {
+            NativeFile.WriteGather(Handle, h, Batmap, headerAt);
+        }
+        else
+        {
+            RandomAccess.Write(Handle, Batmap, (long)BatmapHeader.BatmapOffset);
+            RandomAccess.Write(Handle, h, headerAt);
+        }
         BatmapDirty = false;
     }
 

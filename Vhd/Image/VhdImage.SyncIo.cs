@@ -1,5 +1,6 @@
 using System.Buffers;
 using BlkTapCtrl.Vhd.Format;
+using BlkTapCtrl.Vhd.Platform;
 
 namespace BlkTapCtrl.Vhd.Image;
 
@@ -41,7 +42,9 @@ public sealed partial class VhdImage
     /// <summary>
     /// libvhd-style synchronous write: new blocks are allocated at the end of the data (blktap's gap
     /// rule, unwritten parts zeroed), the BAT sector and bitmap are written, the batmap bit is set when
-    /// a block fills, and the footer is rewritten once per call if the data end moved.
+    /// a block fills (the batmap written once per call), and the primary footer follows the end of the
+    /// data. Crash order as blktap: data and bitmap reach the file before the BAT entry that makes
+    /// them visible, and the file never ends without a footer.
     /// </summary>
     public void Write(long sector, ReadOnlySpan<byte> data)
     {
@@ -58,7 +61,7 @@ public sealed partial class VhdImage
             return;
         }
         RequireWritableDynamic();
-        bool grew = false;
+        long lengthBefore = -1;
         int done = 0;
         while (count > 0)
         {
@@ -67,8 +70,9 @@ public sealed partial class VhdImage
             switch (run.Kind)
             {
                 case WriteKind.Allocate:
-                    AllocateAndWrite(run.Block, run.FirstInBlock, chunk);
-                    grew = true;
+                    if (lengthBefore < 0)
+                        lengthBefore = IsBlockDevice ? FileLength : RandomAccess.GetLength(Handle);
+                    AllocateAndWrite(run.Block, run.FirstInBlock, chunk, lengthBefore);
                     break;
                 case WriteKind.BitmapNeeded:
                     LoadBitmap(run.Block);
@@ -77,11 +81,7 @@ public sealed partial class VhdImage
                     RandomAccess.Write(Handle, chunk, run.FileOffset);
                     break;
                 case WriteKind.BitmapUpdate:
-                    RandomAccess.Write(Handle, chunk, run.FileOffset);
-                    var bm = LoadBitmapCached(run.Block);
-                    bm.SetSectors(run.FirstInBlock, run.Count);
-                    RandomAccess.Write(Handle, bm.Committed, BitmapFileOffset(run.Block));
-                    UpdateBatmapBit(run.Block, bm);
+                    WriteWithBitmapUpdate(run, chunk);
                     break;
                 default:
                     throw new VhdFormatException("write", run.Kind, "unexpected write classification");
@@ -92,34 +92,84 @@ public sealed partial class VhdImage
         }
         if (BatmapDirty)
             WriteBatmap();
-        if (grew)
-            WriteFooter(includeBackup: false);
+        if (lengthBefore >= 0)
+            CompleteAppendFooter(lengthBefore);
     }
 
-    private void AllocateAndWrite(uint block, int firstInBlock, ReadOnlySpan<byte> chunk)
+    /// <summary>
+    /// Data into an allocated block whose bitmap lacks some of its sectors: data, then the bitmap
+    /// (staged in the shadow, committed once written). A run starting at the block's first sector
+    /// sits right after the bitmap, so both go in one gathered write.
+    /// </summary>
+    private void WriteWithBitmapUpdate(WriteRun run, ReadOnlySpan<byte> chunk)
+    {
+        var bm = LoadBitmapCached(run.Block);
+        bm.BeginUpdate();
+        bm.StageSectors(run.FirstInBlock, run.Count);
+        try
+        {
+            if (run.FirstInBlock == 0)
+            {
+                NativeFile.WriteGather(Handle, bm.Shadow, chunk, BitmapFileOffset(run.Block));
+            }
+            else
+            {
+                RandomAccess.Write(Handle, chunk, run.FileOffset);
+                RandomAccess.Write(Handle, bm.Shadow, BitmapFileOffset(run.Block));
+            }
+        }
+        catch
+        {
+            bm.Rollback();
+            throw;
+        }
+        bm.Commit();
+        UpdateBatmapBit(run.Block, bm);
+    }
+
+    /// <summary>
+    /// Allocates a block and writes into it, in blktap's crash-safe order with as few writes as the
+    /// layout allows: [gap zeros + bitmap + data] as one gathered write when the data starts the block,
+    /// the zeros the file does not already read as zero, the primary footer at the new end of data
+    /// (so the file covers the block before the BAT points at it, and a crash before the BAT write
+    /// leaves a valid footer and an unreferenced block), then the BAT sector.
+    /// </summary>
+    /// <param name="lengthBefore">File length at the start of the call: on a regular file, bytes at or
+    /// past it read as zeros once the file is extended, so only the part of the new block that overlaps
+    /// old content (at most the old footer) is zeroed explicitly; a block device gets every zero written.</param>
+    private void AllocateAndWrite(uint block, int firstInBlock, ReadOnlySpan<byte> chunk, long lengthBefore)
     {
         var plan = BeginAllocation(block);
+        byte[]? rented = null;
         try
         {
             int sectors = chunk.Length / 512;
-            // On a regular file, bytes at or past the current end read as zeros once the file is
-            // extended, so only the part of the new block that overlaps old content (at most the old
-            // footer) is zeroed explicitly; a block device gets every zero written.
-            long zeroLimit = IsBlockDevice ? long.MaxValue : RandomAccess.GetLength(Handle);
-            // Gap and bitmap in one buffer: zeros for the gap, bits for the sectors being written.
-            var head = new byte[(plan.GapSectors + BitmapSectors) * 512];
-            var bitmap = head.AsSpan(plan.GapSectors * 512, BitmapBytes);
-            SectorBitmap.SetRange(bitmap, firstInBlock, sectors);
-            RandomAccess.Write(Handle, head, plan.ZeroStartSector * 512);
-            WriteZerosBelow(plan.DataFileOffset(0), (long)firstInBlock * 512, zeroLimit);
-            RandomAccess.Write(Handle, chunk, plan.DataFileOffset(firstInBlock));
+            long zeroLimit = IsBlockDevice ? long.MaxValue : lengthBefore;
+            int headBytes = (plan.GapSectors + BitmapSectors) * 512;
+            Span<byte> head = headBytes <= 8192 ? stackalloc byte[headBytes] : (rented = RentBuffer(headBytes)).AsSpan(0, headBytes);
+            head.Clear();
+            SectorBitmap.SetRange(head[(plan.GapSectors * 512)..], firstInBlock, sectors);
+            if (firstInBlock == 0)
+            {
+                NativeFile.WriteGather(Handle, head, chunk, plan.ZeroStartSector * 512);
+            }
+            else
+            {
+                RandomAccess.Write(Handle, head, plan.ZeroStartSector * 512);
+                WriteZerosBelow(plan.DataFileOffset(0), (long)firstInBlock * 512, zeroLimit);
+                RandomAccess.Write(Handle, chunk, plan.DataFileOffset(firstInBlock));
+            }
             int after = SectorsPerBlock - firstInBlock - sectors;
             WriteZerosBelow(plan.DataFileOffset(firstInBlock + sectors), (long)after * 512, zeroLimit);
-            long blockEnd = plan.NewNextFreeSector * 512;
-            if (!IsBlockDevice && RandomAccess.GetLength(Handle) < blockEnd)
-                RandomAccess.SetLength(Handle, blockEnd); // the BAT never points past the end of the file
+            if (!IsBlockDevice)
+            {
+                // The BAT never points past the end of the file: the footer extends it first.
+                Span<byte> footer = stackalloc byte[VhdFooter.Size];
+                Footer.WriteTo(footer);
+                RandomAccess.Write(Handle, footer, plan.NewNextFreeSector * 512);
+            }
 
-            var batSector = new byte[512];
+            Span<byte> batSector = stackalloc byte[512];
             plan.FillBatSector(batSector);
             RandomAccess.Write(Handle, batSector, plan.BatSectorFileOffset);
             var bm = CommitAllocation(plan);
@@ -130,6 +180,11 @@ public sealed partial class VhdImage
         {
             AbortAllocation(plan);
             throw;
+        }
+        finally
+        {
+            if (rented != null)
+                ReturnBuffer(rented);
         }
     }
 
