@@ -121,4 +121,49 @@ public class MappingTests
         Assert.That(again.Bat[0] + 1 % 8, Is.Not.Zero);
         Assert.That((again.Bat[0] + again.BitmapSectors) % 8, Is.EqualTo(0), "data 4 KiB aligned");
     }
+
+    /// <summary>
+    /// The batched synchronous write path (gathered bitmap+data, footer moved before the BAT sector,
+    /// batmap header+bitmap in one write) must leave after every call a file that ends in a valid
+    /// footer right after the data, passes check, and reads back as the model, for each shape of write:
+    /// allocation at a block's start and in its middle, bitmap updates at the start and in the middle,
+    /// the write that fills a block (batmap bit), plain overwrites, and a write spanning blocks.
+    /// </summary>
+    [Test]
+    public void Every_sync_write_shape_leaves_a_checked_file_ending_in_its_footer()
+    {
+        using var dir = new TempDir();
+        var path = dir["w.vhd"];
+        VhdCreator.Create(path, new VhdCreateOptions { SizeBytes = 12 << 20 });
+        var model = new byte[12 << 20];
+        var rnd = new Random(9);
+        (long Sector, int Sectors)[] writes =
+        [
+            (0, 8),            // allocate, data at the block start: one gathered write
+            (4096 + 100, 50),  // allocate block 1 in its middle: zeros before the data
+            (8, 4088),         // bitmap update from the middle to the block end: block 0 full
+            (4096, 100),       // bitmap update at the block start: gathered bitmap+data
+            (16, 32),          // plain overwrite of a full block
+            (3 * 4096 - 7, 4096 + 14), // spans blocks 2, 3 and 4: two allocations in one call
+        ];
+        foreach (var (sector, sectors) in writes)
+        {
+            var data = new byte[sectors * 512];
+            rnd.NextBytes(data);
+            data.CopyTo(model, sector * 512);
+            using (var image = VhdImage.Open(path))
+                image.Write(sector, data);
+
+            using var again = VhdImage.Open(path, VhdOpenFlags.ReadOnly);
+            Assert.That(again.OpenedFromBackupFooter, Is.False, $"primary footer valid after the write at {sector}");
+            Assert.That(new FileInfo(path).Length, Is.EqualTo(again.EndOfData + 512), "the file ends with the footer after the data");
+            Assert.That(VhdChecker.Check(path).Problems, Is.Empty);
+            var back = new byte[model.Length];
+            again.Read(0, back);
+            Assert.That(back.AsSpan().SequenceEqual(model), Is.True, $"content after the write at {sector}");
+        }
+        using var last = VhdImage.Open(path, VhdOpenFlags.ReadOnly);
+        Assert.That(last.IsBlockFull(0), Is.True);
+        Assert.That(last.IsBlockFull(1), Is.False);
+    }
 }
