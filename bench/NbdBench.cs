@@ -7,7 +7,7 @@ using BlkTapCtrl.Protocol.Blkif.SharedMemory;
 namespace BlkTapCtrl.Bench;
 
 /// <summary>
-/// <c>blktap-bench nbd [--size MiB] [--seconds N] [--dir DIR] [--tapdisk PATH] [--skip-ring|--only-ring]</c>: the same
+/// <c>blktap-bench nbd [--size MiB] [--seconds N] [--dir DIR] [--tapdisk PATH] [--skip-ring|--only-ring] [--backend aio|sync|uring]</c>: the same
 /// image, the same client (<c>fio --ioengine=nbd</c>), side by side in one run — our <c>tapdisk serve</c>
 /// against <c>qemu-nbd</c> and <c>nbdkit file</c> in the same cache mode (ours <c>--cache none</c> against
 /// <c>qemu-nbd --cache=none --aio=native</c>; ours <c>--cache writeback</c> against <c>nbdkit file</c> and
@@ -35,6 +35,7 @@ public static class NbdBench
         string dir = Path.Combine(Path.GetTempPath(), $"nbdbench-{Environment.ProcessId}");
         string? tapdisk = null;
         bool ring = true, nbd = true;
+        string backend = "aio";
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -44,6 +45,7 @@ public static class NbdBench
                 case "--dir": dir = args[++i]; break;
                 case "--tapdisk": tapdisk = args[++i]; break;
                 case "--skip-ring": ring = false; break;
+                case "--backend": backend = args[++i]; break;
                 case "--only-ring": nbd = false; break;
                 default:
                     Console.Error.WriteLine($"nbd bench: unknown option {args[i]}");
@@ -51,6 +53,7 @@ public static class NbdBench
             }
         }
         tapdisk ??= FindTapdisk();
+        string Tapdisk(string cache) => $"tapdisk --cache {cache} --backend {backend}";
         Directory.CreateDirectory(dir);
         string image = Path.Combine(dir, "bench.raw");
         try
@@ -60,12 +63,12 @@ public static class NbdBench
 
             var none = new (string Name, Func<string, Server> Start)[]
             {
-                ("tapdisk --cache none", s => Server.Start(tapdisk, ["serve", $"aio:{image}", "--nbd", $"unix:{s}", "--cache", "none"], s)),
+                (Tapdisk("none"), s => Server.Start(tapdisk, ["serve", $"aio:{image}", "--nbd", $"unix:{s}", "--cache", "none", "--backend", backend], s)),
                 ("qemu-nbd --cache=none --aio=native", s => Server.Start("qemu-nbd", ["-f", "raw", "--cache=none", "--aio=native", "-t", "-e", "8", "-k", s, image], s)),
             };
             var writeback = new (string Name, Func<string, Server> Start)[]
             {
-                ("tapdisk --cache writeback", s => Server.Start(tapdisk, ["serve", $"aio:{image}", "--nbd", $"unix:{s}", "--cache", "writeback"], s)),
+                (Tapdisk("writeback"), s => Server.Start(tapdisk, ["serve", $"aio:{image}", "--nbd", $"unix:{s}", "--cache", "writeback", "--backend", backend], s)),
                 ("nbdkit file", s => Server.Start("nbdkit", ["-f", "-U", s, "file", image], s)),
                 ("qemu-nbd (writeback)", s => Server.Start("qemu-nbd", ["-f", "raw", "-t", "-e", "8", "-k", s, image], s)),
             };
@@ -74,7 +77,7 @@ public static class NbdBench
                 Compare("cache none", none, dir, seconds);
                 Compare("page cache", writeback, dir, seconds);
             }
-            if (ring) RingVersusDirect(tapdisk, image, dir, seconds);
+            if (ring) RingVersusDirect(tapdisk, image, dir, seconds, backend);
             return 0;
         }
         finally
@@ -104,7 +107,7 @@ public static class NbdBench
         }
     }
 
-    private static void RingVersusDirect(string tapdisk, string image, string dir, int seconds)
+    private static void RingVersusDirect(string tapdisk, string image, string dir, int seconds, string backend)
     {
         Console.WriteLine();
         Console.WriteLine("== shared-memory blkif ring (tapdisk --cache none, blkfront loop) vs fio on the file with O_DIRECT (libaio)");
@@ -113,7 +116,7 @@ public static class NbdBench
             var direct = Fio(job, ["--ioengine=libaio", "--direct=1", $"--filename={image}"], seconds);
             string socket = Path.Combine(dir, "ring.sock");
             Result ours;
-            using (Server.Start(tapdisk, ["serve", $"aio:{image}", "--ring", $"unix:{socket}", "--cache", "none"], socket))
+            using (Server.Start(tapdisk, ["serve", $"aio:{image}", "--ring", $"unix:{socket}", "--cache", "none", "--backend", backend], socket))
                 ours = RingLoop(socket, job, seconds);
             Console.WriteLine($"  {job.Name,-20} ring {ours.MiBps,9:F1} MiB/s {ours.Iops,10:F0} IOPS | fio direct {direct.MiBps,9:F1} MiB/s {direct.Iops,10:F0} IOPS | ratio {ours.Iops / Math.Max(1, direct.Iops):F2}x");
         }

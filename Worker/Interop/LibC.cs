@@ -76,7 +76,16 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int getpid();
 
-    /// <summary>Raw syscall for the AIO calls glibc does not wrap (io_setup, io_submit, io_getevents, io_destroy).</summary>
+    public const int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_POPULATE = 0x8000;
+    public static readonly nint MAP_FAILED = -1;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int munmap(nint address, nuint length);
+
+    /// <summary>Raw syscall for the AIO calls glibc does not wrap (io_setup, io_submit, io_getevents, io_destroy, io_uring_*).</summary>
     [LibraryImport(Lib, SetLastError = true)]
     public static partial long syscall(long number, nint a1, nint a2, nint a3, nint a4, nint a5);
 

@@ -82,6 +82,7 @@ public static class TapdiskProcess
         ulong aio = 0;
         foreach (var q in server.Queues)
             if (q is IO.LinuxAioQueue lio) aio |= Scheduling.WakeupRing.MaskOf(lio.EventFd);
+            else if (q is IO.IoUringQueue uring) aio |= Scheduling.WakeupRing.MaskOf(uring.EventFd);
         ulong known = Scheduling.WakeupRing.MaskOf(channel.ReadFd) | Scheduling.WakeupRing.MaskOf(channel.WriteFd) | aio;
         ulong other = 0;
         foreach (int fd in server.Loop.PolledFds) other |= Scheduling.WakeupRing.MaskOf(fd);

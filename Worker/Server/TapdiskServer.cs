@@ -19,6 +19,7 @@ public sealed class TapdiskServer : IDisposable
     private readonly List<IoQueue> _queues = new();
     private IoQueue? _aio;
     private IoQueue? _sync;
+    private IoQueue? _uring;
     private bool _hadVbd;
     private bool _stop;
     private readonly HashSet<ushort> _watchdogDumped = new();
@@ -76,9 +77,23 @@ public sealed class TapdiskServer : IDisposable
         _watchdogDumped.Remove(vbd.Cookie);
     }
 
-    /// <summary>The shared queue of a backend kind, created on first use.</summary>
+    /// <summary>The shared queue of a backend kind, created on first use (io_uring ⇒ native AIO ⇒ synchronous when unavailable).</summary>
     public IoQueue QueueFor(IoBackendKind kind)
     {
+        if (kind == IoBackendKind.IoUring && _uring == null)
+        {
+            try
+            {
+                _uring = new IoUringQueue(Loop, Options.IoQueueCapacity);
+                _queues.Add(_uring);
+            }
+            catch (IOException e)
+            {
+                Log.Error(Interop.Errno.ENOSYS, "tapdisk_init_queue", $"io_uring unavailable, using native AIO: {e.Message}");
+                kind = IoBackendKind.LinuxAio;
+            }
+        }
+        if (kind == IoBackendKind.IoUring) return _uring!;
         if (kind == IoBackendKind.LinuxAio && _aio == null)
         {
             try

@@ -13,6 +13,8 @@ public enum IoBackendKind
     LinuxAio,
     /// <summary>Blocking pread/pwrite during submit (blktap's rwio).</summary>
     Synchronous,
+    /// <summary>io_uring with an eventfd in the loop: asynchronous on the page cache too. Falls back to native AIO if unavailable.</summary>
+    IoUring,
 }
 
 public sealed class TapdiskServerOptions
@@ -25,11 +27,15 @@ public sealed class TapdiskServerOptions
     public int IoQueueCapacity { get; init; } = IO.IoQueue.DefaultCapacity;
     public int RequestSlotsPerVbd { get; init; } = VirtualBlockDevice.DefaultRequestSlots;
 
-    /// <summary>Backend from <c>TAPDISK_IO_BACKEND</c> (<c>aio</c> or <c>sync</c>), default native AIO.</summary>
-    public static IoBackendKind BackendFromEnvironment() =>
-        Environment.GetEnvironmentVariable("TAPDISK_IO_BACKEND") switch
-        {
-            "sync" or "rwio" => IoBackendKind.Synchronous,
-            _ => IoBackendKind.LinuxAio,
-        };
+    /// <summary>Backend from <c>TAPDISK_IO_BACKEND</c> (<c>aio</c>, <c>sync</c> or <c>uring</c>), default native AIO.</summary>
+    public static IoBackendKind BackendFromEnvironment() => ParseBackend(Environment.GetEnvironmentVariable("TAPDISK_IO_BACKEND")) ?? IoBackendKind.LinuxAio;
+
+    /// <summary>The backend names of <c>TAPDISK_IO_BACKEND</c> and <c>tapdisk serve --backend</c>; null when unknown.</summary>
+    public static IoBackendKind? ParseBackend(string? name) => name switch
+    {
+        "aio" or "lio" => IoBackendKind.LinuxAio,
+        "sync" or "rwio" => IoBackendKind.Synchronous,
+        "uring" or "io_uring" => IoBackendKind.IoUring,
+        _ => null,
+    };
 }

@@ -8,7 +8,7 @@ using BlkTapCtrl.Worker.Vbd;
 namespace BlkTapCtrl.Worker.Standalone;
 
 /// <summary>
-/// <c>tapdisk serve &lt;type:path&gt; --nbd unix:PATH|tcp:HOST:PORT [--readonly] [--backend aio|sync]
+/// <c>tapdisk serve &lt;type:path&gt; --nbd unix:PATH|tcp:HOST:PORT [--readonly] [--backend aio|sync|uring]
 /// [--cache none|writeback] [--export-name NAME]</c>: one image exported over NBD without a
 /// controller, like qemu-nbd. Prints <c>listening on &lt;endpoint&gt;</c> per endpoint (with the real
 /// port when 0 was asked) and runs until SIGTERM/SIGINT, then closes the VBD cleanly and exits 0.
@@ -17,7 +17,7 @@ public static class ServeCommand
 {
     public const string Usage =
         "usage: tapdisk serve <aio|ram|vhd>:<path> [--nbd unix:PATH|tcp:HOST:PORT …] [--ring unix:PATH] [--readonly] " +
-        "[--backend aio|sync] [--cache none|writeback] [--export-name NAME] [--syslog-socket PATH] [--log-dir DIR]";
+        "[--backend aio|sync|uring] [--cache none|writeback] [--export-name NAME] [--syslog-socket PATH] [--log-dir DIR]";
 
     /// <param name="RingSocket">Unix socket of a shared-memory blkif ring device (<c>--ring unix:PATH</c>), or null.</param>
     public sealed record Options(DriverType Type, string Path, IReadOnlyList<NbdEndpoint> Endpoints, bool ReadOnly,
@@ -52,12 +52,9 @@ public static class ServeCommand
                     break;
                 case "--export-name": exportName = Value(); break;
                 case "--backend":
-                    backend = Value() switch
-                    {
-                        "aio" => IoBackendKind.LinuxAio,
-                        "sync" => IoBackendKind.Synchronous,
-                        var v => throw new FormatException($"--backend '{v}': expected aio or sync"),
-                    };
+                    string name = Value();
+                    backend = TapdiskServerOptions.ParseBackend(name)
+                              ?? throw new FormatException($"--backend '{name}': expected aio, sync or uring");
                     break;
                 case "--cache":
                     writeback = Value() switch
