@@ -238,14 +238,29 @@ public static class NbdBench
             p.BeginOutputReadLine();
             p.BeginErrorReadLine();
             var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (!File.Exists(socket))
+            // Ready means accepting: the socket file appears at bind(), a moment before listen() on a busy machine.
+            while (!Accepts(socket))
             {
                 if (p.HasExited || DateTime.UtcNow > deadline)
-                    throw new InvalidOperationException($"{exe} {string.Join(' ', args)} did not create {socket}");
+                    throw new InvalidOperationException($"{exe} {string.Join(' ', args)} did not listen on {socket}");
                 Thread.Sleep(20);
             }
-            Thread.Sleep(100);
             return new Server(p, socket);
+        }
+
+        private static bool Accepts(string socket)
+        {
+            if (!File.Exists(socket)) return false;
+            using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            try
+            {
+                probe.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+                return true;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                return false;
+            }
         }
 
         public void Dispose()
