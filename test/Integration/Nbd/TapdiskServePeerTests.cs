@@ -11,12 +11,6 @@ public class TapdiskServePeerTests
 {
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromSeconds(60);
 
-    private static byte[] Pattern(int length, int seed)
-    {
-        var b = new byte[length];
-        new Random(seed).NextBytes(b);
-        return b;
-    }
 
     private static async Task<string> Run(string tool, params string[] args)
     {
@@ -32,9 +26,9 @@ public class TapdiskServePeerTests
         using var f = new FileStream(path, FileMode.Create);
         f.SetLength(16 << 20);
         f.Position = 1 << 20;
-        f.Write(Pattern(1 << 20, 1));
+        f.Write(TestBytes.Pattern(1 << 20, 1));
         f.Position = 9 << 20;
-        f.Write(Pattern(3 << 20, 2));
+        f.Write(TestBytes.Pattern(3 << 20, 2));
         return path;
     }
 
@@ -74,7 +68,7 @@ public class TapdiskServePeerTests
         await Run("nbdcopy", serve.Uri, dir["out.raw"]);
         Assert.That(File.ReadAllBytes(dir["out.raw"]), Is.EqualTo(original));
 
-        var incoming = Pattern(16 << 20, 3);
+        var incoming = TestBytes.Pattern(16 << 20, 3);
         incoming.AsSpan(4 << 20, 2 << 20).Clear(); // a zero run nbdcopy sends as WRITE_ZEROES
         File.WriteAllBytes(dir["in.raw"], incoming);
         await Run("nbdcopy", "--flush", dir["in.raw"], serve.Uri);
@@ -108,7 +102,7 @@ public class TapdiskServePeerTests
         var file = File.ReadAllBytes(image);
         Assert.That(file.AsSpan(3 << 20, 64 << 10).IndexOfAnyExcept((byte)0x5a), Is.EqualTo(-1));
         Assert.That(file.AsSpan(1 << 20, 4096).IndexOfAnyExcept((byte)0), Is.EqualTo(-1));
-        Assert.That(file[(1 << 20) + 4096], Is.EqualTo(Pattern(1 << 20, 1)[4096]));
+        Assert.That(file[(1 << 20) + 4096], Is.EqualTo(TestBytes.Pattern(1 << 20, 1)[4096]));
     }
 
     [Test]
@@ -130,12 +124,12 @@ public class TapdiskServePeerTests
     {
         using var dir = new TempDir("nbdt");
         string image = dir["ram.img"];
-        File.WriteAllBytes(image, Pattern(2 << 20, 4));
+        File.WriteAllBytes(image, TestBytes.Pattern(2 << 20, 4));
         using var serve = await TapdiskServe.StartAsync($"ram:{image}", "--nbd", "tcp:127.0.0.1:0");
         Assert.That(serve.Endpoint, Does.Match(@"^tcp:127\.0\.0\.1:[1-9][0-9]*$"));
         Assert.That((await Run("nbdinfo", "--size", serve.Uri)).Trim(), Is.EqualTo((2 << 20).ToString()));
         await Run("nbdcopy", serve.Uri, dir["out.raw"]);
-        Assert.That(File.ReadAllBytes(dir["out.raw"]), Is.EqualTo(Pattern(2 << 20, 4)));
+        Assert.That(File.ReadAllBytes(dir["out.raw"]), Is.EqualTo(TestBytes.Pattern(2 << 20, 4)));
         Assert.That(await serve.StopAsync(), Is.Zero);
     }
 

@@ -8,13 +8,6 @@ namespace BlkTapCtrl.Integration.Tests.Vhd;
 /// <summary>Every vhd-util command run as a process on real files.</summary>
 public class VhdUtilCommandTests
 {
-    private static byte[] Pattern(int bytes, int seed)
-    {
-        var b = new byte[bytes];
-        new Random(seed).NextBytes(b);
-        return b;
-    }
-
     [Test]
     public async Task Create_snapshot_query_check_scan()
     {
@@ -83,7 +76,7 @@ public class VhdUtilCommandTests
         using var d = new TempDir("vu");
         await VhdUtil(d.Path, "create", "-n", "a.vhd", "-s", "8");
         using (var image = VhdImage.Open(d["a.vhd"]))
-            image.Write(0, Pattern(4096 * 512 * 2, 1));
+            image.Write(0, TestBytes.Pattern(4096 * 512 * 2, 1));
         // Point block 1 into block 0 and set a reserved header byte: two independent problems.
         using (var fs = new FileStream(d["a.vhd"], FileMode.Open))
         {
@@ -106,10 +99,10 @@ public class VhdUtilCommandTests
     {
         using var d = new TempDir("vu");
         await VhdUtil(d.Path, "create", "-n", "a.vhd", "-s", "8");
-        var baseData = Pattern(3 << 20, 2);
+        var baseData = TestBytes.Pattern(3 << 20, 2);
         using (var a = VhdImage.Open(d["a.vhd"])) a.Write(0, baseData);
         await VhdUtil(d.Path, "snapshot", "-n", "b.vhd", "-p", "a.vhd");
-        var top = Pattern(5000 * 512, 3);
+        var top = TestBytes.Pattern(5000 * 512, 3);
         using (var b = VhdChain.Open(d["b.vhd"])) b.Write(1000, top);
         byte[] expected = new byte[8 << 20];
         using (var b = VhdChain.Open(d["b.vhd"], VhdOpenFlags.ReadOnly)) b.Read(0, expected);
@@ -127,7 +120,7 @@ public class VhdUtilCommandTests
     {
         using var d = new TempDir("vu");
         await VhdUtil(d.Path, "create", "-n", "a.vhd", "-s", "6");
-        var data = Pattern(1 << 20, 4);
+        var data = TestBytes.Pattern(1 << 20, 4);
         using (var a = VhdImage.Open(d["a.vhd"])) a.Write(2048, data);
         await VhdUtil(d.Path, "snapshot", "-n", "b.vhd", "-p", "a.vhd");
         Assert.That((await VhdUtil(d.Path, "fill", "-n", "b.vhd")).Code, Is.EqualTo(0));
@@ -144,7 +137,7 @@ public class VhdUtilCommandTests
         using var d = new TempDir("vu");
         await VhdUtil(d.Path, "create", "-n", "a.vhd", "-s", "8", "-S", "64");
         Assert.That((await VhdUtil(d.Path, "query", "-n", "a.vhd", "-S")).Out, Is.EqualTo("64\n"));
-        var data = Pattern(8 << 20, 5);
+        var data = TestBytes.Pattern(8 << 20, 5);
         using (var a = VhdImage.Open(d["a.vhd"])) a.Write(0, data);
         Assert.That((await VhdUtil(d.Path, "resize", "-n", "a.vhd", "-s", "32", "-f")).Code, Is.EqualTo(0));
         Assert.That((await VhdUtil(d.Path, "query", "-n", "a.vhd", "-v")).Out, Is.EqualTo("32\n"));
@@ -165,7 +158,7 @@ public class VhdUtilCommandTests
     {
         using var d = new TempDir("vu");
         await VhdUtil(d.Path, "create", "-n", "a.vhd", "-s", "8");
-        using (var a = VhdImage.Open(d["a.vhd"])) a.Write(0, Pattern(8 << 20, 6));
+        using (var a = VhdImage.Open(d["a.vhd"])) a.Write(0, TestBytes.Pattern(8 << 20, 6));
         var before = File.ReadAllBytes(d["a.vhd"]);
         // Journal as resize would, then damage the file as a crash mid-resize could.
         using (var a = VhdImage.Open(d["a.vhd"], VhdOpenFlags.ReadOnly))
@@ -205,7 +198,7 @@ public class VhdUtilCommandTests
     {
         using var d = new TempDir("vu");
         await VhdUtil(d.Path, "create", "-n", "a.vhd", "-s", "8");
-        using (var a = VhdImage.Open(d["a.vhd"])) a.Write(10, Pattern(4096, 7));
+        using (var a = VhdImage.Open(d["a.vhd"])) a.Write(10, TestBytes.Pattern(4096, 7));
         var good = File.ReadAllBytes(d["a.vhd"]);
         using (var a = VhdImage.Open(d["a.vhd"])) a.WriteOpenedMarker();
         var marked = await VhdUtil(d.Path, "check", "-n", "a.vhd");

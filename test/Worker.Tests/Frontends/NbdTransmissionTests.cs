@@ -7,22 +7,6 @@ namespace BlkTapCtrl.Worker.Tests.Frontends;
 /// <summary>Requests through the NBD frontend into the real VBD engine and image file.</summary>
 public class NbdTransmissionTests
 {
-    private static byte[] Pattern(int length, int seed)
-    {
-        var b = new byte[length];
-        new Random(seed).NextBytes(b);
-        return b;
-    }
-
-    private static byte[] FileBytes(string path, long offset, int length)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        f.Position = offset;
-        var b = new byte[length];
-        f.ReadExactly(b);
-        return b;
-    }
-
     [TestCase(IoBackendKind.LinuxAio, true)]
     [TestCase(IoBackendKind.LinuxAio, false)]
     [TestCase(IoBackendKind.Synchronous, true)]
@@ -31,9 +15,9 @@ public class NbdTransmissionTests
     {
         using var h = new NbdFrontendHarness(backend: backend);
         using var c = h.Connect(structured);
-        var data = Pattern(64 * 1024, 1);
+        var data = TestBytes.Pattern(64 * 1024, 1);
         Assert.That(c.Write(8192, data), Is.EqualTo(NbdError.None));
-        Assert.That(FileBytes(h.ImagePath, 8192, data.Length), Is.EqualTo(data));
+        Assert.That(TestBytes.FileRange(h.ImagePath, 8192, data.Length), Is.EqualTo(data));
         Assert.That(c.Read(8192, (uint)data.Length), Is.EqualTo(data));
         Assert.That(c.Read(0, 8192), Is.All.EqualTo(0));
         h.AssertLoopHealthy();
@@ -44,25 +28,25 @@ public class NbdTransmissionTests
     {
         using var h = new NbdFrontendHarness();
         using var c = h.Connect();
-        Assert.That(c.Write(0, Pattern(4096, 2), NbdCommandFlags.Fua), Is.EqualTo(NbdError.None));
+        Assert.That(c.Write(0, TestBytes.Pattern(4096, 2), NbdCommandFlags.Fua), Is.EqualTo(NbdError.None));
         Assert.That(c.Command(NbdCommand.Flush), Is.EqualTo(NbdError.None));
         Assert.That(c.Command(NbdCommand.Trim, 0, 4096), Is.EqualTo(NbdError.None));
         Assert.That(c.Command(NbdCommand.Cache, 0, 1 << 20), Is.EqualTo(NbdError.None));
         Assert.That(c.Command(NbdCommand.Write, 4096, 0), Is.EqualTo(NbdError.None));
         Assert.That(c.Read(4096, 0), Is.Empty);
-        Assert.That(FileBytes(h.ImagePath, 0, 4096), Is.EqualTo(Pattern(4096, 2)));
+        Assert.That(TestBytes.FileRange(h.ImagePath, 0, 4096), Is.EqualTo(TestBytes.Pattern(4096, 2)));
     }
 
     [Test]
     public void Write_zeroes_clears_a_range_larger_than_one_vbd_request()
     {
-        using var h = new NbdFrontendHarness(imageBytes: 32 << 20, prepareImage: p => File.WriteAllBytes(p, Pattern(32 << 20, 3)));
+        using var h = new NbdFrontendHarness(imageBytes: 32 << 20, prepareImage: p => File.WriteAllBytes(p, TestBytes.Pattern(32 << 20, 3)));
         using var c = h.Connect();
         Assert.That(c.Command(NbdCommand.WriteZeroes, 512, (30 << 20) - 1024, NbdCommandFlags.Fua | NbdCommandFlags.NoHole), Is.EqualTo(NbdError.None));
         var file = File.ReadAllBytes(h.ImagePath);
         Assert.That(file.AsSpan(512, (30 << 20) - 1024).IndexOfAnyExcept((byte)0), Is.EqualTo(-1));
-        Assert.That(file.AsSpan(0, 512).ToArray(), Is.EqualTo(Pattern(32 << 20, 3).AsSpan(0, 512).ToArray()));
-        Assert.That(file[(30 << 20) - 512], Is.EqualTo(Pattern(32 << 20, 3)[(30 << 20) - 512]));
+        Assert.That(file.AsSpan(0, 512).ToArray(), Is.EqualTo(TestBytes.Pattern(32 << 20, 3).AsSpan(0, 512).ToArray()));
+        Assert.That(file[(30 << 20) - 512], Is.EqualTo(TestBytes.Pattern(32 << 20, 3)[(30 << 20) - 512]));
     }
 
     [TestCase(true)]
@@ -71,14 +55,14 @@ public class NbdTransmissionTests
     {
         using var h = new NbdFrontendHarness(readOnly: true);
         using var c = h.Connect(structured);
-        c.SendRequest(NbdCommand.Write, 0, 8192, 0, Pattern(8192, 4));
+        c.SendRequest(NbdCommand.Write, 0, 8192, 0, TestBytes.Pattern(8192, 4));
         var reply = c.ReadReply();
         Assert.That(reply.Error, Is.EqualTo(NbdError.NotPermitted));
         if (structured) Assert.That(reply.Message, Does.Contain("read-only"));
         Assert.That(c.Command(NbdCommand.Trim, 0, 4096), Is.EqualTo(NbdError.NotPermitted));
         Assert.That(c.Command(NbdCommand.WriteZeroes, 0, 4096), Is.EqualTo(NbdError.NotPermitted));
         Assert.That(c.Read(0, 8192), Is.All.EqualTo(0), "the stream is still in step and nothing was written");
-        Assert.That(FileBytes(h.ImagePath, 0, 8192), Is.All.EqualTo(0));
+        Assert.That(TestBytes.FileRange(h.ImagePath, 0, 8192), Is.All.EqualTo(0));
     }
 
     [Test]
@@ -96,8 +80,8 @@ public class NbdTransmissionTests
         Assert.That(c.Command(NbdCommand.Read, 0, (32 << 20) + 512), Is.EqualTo(NbdError.Invalid), "beyond the maximum payload");
         c.SendRequest(NbdCommand.Write, 0, 33 << 20, 0, new byte[33 << 20]);
         Assert.That(c.ReadReply().Error, Is.EqualTo(NbdError.NoSpace), "oversized write is refused and its payload skipped");
-        Assert.That(c.Write(0, Pattern(512, 5)), Is.EqualTo(NbdError.None));
-        Assert.That(c.Read(0, 512), Is.EqualTo(Pattern(512, 5)));
+        Assert.That(c.Write(0, TestBytes.Pattern(512, 5)), Is.EqualTo(NbdError.None));
+        Assert.That(c.Read(0, 512), Is.EqualTo(TestBytes.Pattern(512, 5)));
     }
 
     [Test]
@@ -115,7 +99,7 @@ public class NbdTransmissionTests
         {
             using var f = new FileStream(p, FileMode.Open);
             f.Position = 1 << 20;
-            f.Write(Pattern(1 << 20, 6));
+            f.Write(TestBytes.Pattern(1 << 20, 6));
         });
         using var c = h.Connect();
         c.SendRequest(NbdCommand.BlockStatus, 0, 8 << 20);
@@ -139,10 +123,10 @@ public class NbdTransmissionTests
         using var h = new NbdFrontendHarness();
         using var good = h.Connect();
         using var bad = h.Connect();
-        Assert.That(good.Write(0, Pattern(4096, 7)), Is.EqualTo(NbdError.None));
+        Assert.That(good.Write(0, TestBytes.Pattern(4096, 7)), Is.EqualTo(NbdError.None));
         bad.Send(new byte[28]); // request magic 0
         Assert.That(bad.IsClosedByServer(), Is.True);
-        Assert.That(good.Read(0, 4096), Is.EqualTo(Pattern(4096, 7)));
+        Assert.That(good.Read(0, 4096), Is.EqualTo(TestBytes.Pattern(4096, 7)));
         lock (h.LogLines) Assert.That(string.Join("\n", h.LogLines), Does.Contain("protocol violation: request magic is 0x00000000"));
     }
 
@@ -151,7 +135,7 @@ public class NbdTransmissionTests
     {
         using var h = new NbdFrontendHarness();
         using var c = h.Connect();
-        ulong a = c.SendRequest(NbdCommand.Write, 0, 4096, 0, Pattern(4096, 8));
+        ulong a = c.SendRequest(NbdCommand.Write, 0, 4096, 0, TestBytes.Pattern(4096, 8));
         ulong b = c.SendRequest(NbdCommand.Read, 0, 4096);
         c.Disconnect();
         var cookies = new[] { c.ReadReply(), c.ReadReply() }.Select(r => r.Cookie);
@@ -172,7 +156,7 @@ public class NbdTransmissionTests
                 var c = clients[i];
                 // cookies 1..200 are the writes of blocks 0..199, cookies 201..400 the reads of the same blocks
                 for (int k = 0; k < 200; k++)
-                    c.SendRequest(NbdCommand.Write, (ulong)(i * (4 << 20) + k * 8192), 8192, 0, Pattern(8192, i * 1000 + k));
+                    c.SendRequest(NbdCommand.Write, (ulong)(i * (4 << 20) + k * 8192), 8192, 0, TestBytes.Pattern(8192, i * 1000 + k));
                 for (int k = 0; k < 200; k++)
                     Assert.That(c.ReadReply().Error, Is.EqualTo(NbdError.None));
                 for (int k = 0; k < 200; k++)
@@ -180,7 +164,7 @@ public class NbdTransmissionTests
                 for (int k = 0; k < 200; k++)
                 {
                     var r = c.ReadReply();
-                    Assert.That(r.Data, Is.EqualTo(Pattern(8192, i * 1000 + (int)((r.Cookie - 201) % 200))));
+                    Assert.That(r.Data, Is.EqualTo(TestBytes.Pattern(8192, i * 1000 + (int)((r.Cookie - 201) % 200))));
                 }
             });
         }
@@ -196,7 +180,7 @@ public class NbdTransmissionTests
     {
         using var h = new NbdFrontendHarness(imageBytes: 16 << 20);
         using var c = h.Connect();
-        var data = Pattern(4096, 9);
+        var data = TestBytes.Pattern(4096, 9);
         void Burst(int n)
         {
             for (int k = 0; k < n; k++)

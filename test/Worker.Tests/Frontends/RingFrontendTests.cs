@@ -1,3 +1,4 @@
+using BlkTapCtrl.Testing;
 using BlkTapCtrl.Protocol.Blkif;
 using BlkTapCtrl.Protocol.Blkif.SharedMemory;
 using BlkTapCtrl.Worker.Frontends;
@@ -7,22 +8,6 @@ namespace BlkTapCtrl.Worker.Tests.Frontends;
 /// <summary>Requests put on the shared-memory blkif ring the way blkfront does, served by the real VBD.</summary>
 public class RingFrontendTests
 {
-    private static byte[] Pattern(int length, int seed)
-    {
-        var b = new byte[length];
-        new Random(seed).NextBytes(b);
-        return b;
-    }
-
-    private static byte[] FileBytes(string path, long offset, int length)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        f.Position = offset;
-        var b = new byte[length];
-        f.ReadExactly(b);
-        return b;
-    }
-
     [Test]
     public void Hello_describes_the_disk_and_the_mapping()
     {
@@ -40,10 +25,10 @@ public class RingFrontendTests
     {
         using var h = new NbdFrontendHarness(imageBytes: 4 << 20, ring: true);
         using var c = new SharedMemoryRingClient(h.RingSocketPath);
-        var data = Pattern(11 * 4096, 1);
+        var data = TestBytes.Pattern(11 * 4096, 1);
         for (int i = 0; i < 11; i++) data.AsSpan(i * 4096, 4096).CopyTo(c.DataPage(3, i));
         Assert.That(c.Submit(SharedMemoryRingClient.MakeRequest(BlkifOperation.Write, 3, 16, 88)), Is.EqualTo(BlkifStatus.Okay));
-        Assert.That(FileBytes(h.ImagePath, 16 * 512, data.Length), Is.EqualTo(data));
+        Assert.That(TestBytes.FileRange(h.ImagePath, 16 * 512, data.Length), Is.EqualTo(data));
         for (int i = 0; i < 11; i++) c.DataPage(7, i).Clear();
         Assert.That(c.Submit(SharedMemoryRingClient.MakeRequest(BlkifOperation.Read, 7, 16, 88)), Is.EqualTo(BlkifStatus.Okay));
         for (int i = 0; i < 11; i++) Assert.That(c.DataPage(7, i).ToArray(), Is.EqualTo(data.AsSpan(i * 4096, 4096).ToArray()));
@@ -57,11 +42,11 @@ public class RingFrontendTests
         var r = new BlkifRequest { Operation = BlkifOperation.Write, SegmentCount = 2, Id = 0, Sector = 100 };
         r.Segments[0] = new BlkifSegment(0, 5, 7); // 3 sectors from byte 2560 of page 0
         r.Segments[1] = new BlkifSegment(1, 0, 1); // 2 sectors from page 1
-        Pattern(1536, 2).CopyTo(c.DataPage(0, 0)[2560..]);
-        Pattern(1024, 3).CopyTo(c.DataPage(0, 1));
+        TestBytes.Pattern(1536, 2).CopyTo(c.DataPage(0, 0)[2560..]);
+        TestBytes.Pattern(1024, 3).CopyTo(c.DataPage(0, 1));
         Assert.That(c.Submit(r), Is.EqualTo(BlkifStatus.Okay));
-        Assert.That(FileBytes(h.ImagePath, 100 * 512, 1536), Is.EqualTo(Pattern(1536, 2)));
-        Assert.That(FileBytes(h.ImagePath, 103 * 512, 1024), Is.EqualTo(Pattern(1024, 3)));
+        Assert.That(TestBytes.FileRange(h.ImagePath, 100 * 512, 1536), Is.EqualTo(TestBytes.Pattern(1536, 2)));
+        Assert.That(TestBytes.FileRange(h.ImagePath, 103 * 512, 1024), Is.EqualTo(TestBytes.Pattern(1024, 3)));
     }
 
     [Test]
@@ -71,7 +56,7 @@ public class RingFrontendTests
         using var c = new SharedMemoryRingClient(h.RingSocketPath);
         for (int id = 0; id < 32; id++)
         {
-            for (int s = 0; s < 2; s++) Pattern(4096, id * 10 + s).CopyTo(c.DataPage(id, s));
+            for (int s = 0; s < 2; s++) TestBytes.Pattern(4096, id * 10 + s).CopyTo(c.DataPage(id, s));
             c.Queue(SharedMemoryRingClient.MakeRequest(BlkifOperation.Write, id, (ulong)id * 16, 16));
         }
         c.Push();
@@ -90,7 +75,7 @@ public class RingFrontendTests
             }
         }
         for (int id = 0; id < 32; id++)
-            Assert.That(FileBytes(h.ImagePath, id * 16 * 512L, 8192), Is.EqualTo(Pattern(4096, id * 10).Concat(Pattern(4096, id * 10 + 1)).ToArray()));
+            Assert.That(TestBytes.FileRange(h.ImagePath, id * 16 * 512L, 8192), Is.EqualTo(TestBytes.Pattern(4096, id * 10).Concat(TestBytes.Pattern(4096, id * 10 + 1)).ToArray()));
         Assert.That(c.Ring.FreeRequests, Is.EqualTo(32));
         Assert.That(h.OnLoop(() => h.Ring!.KicksOut), Is.LessThanOrEqualTo(h.OnLoop(() => h.Ring!.KicksIn) + 32));
     }
@@ -120,7 +105,7 @@ public class RingFrontendTests
         Assert.That(c.Info.ReadOnly, Is.True);
         c.DataPage(0, 0).Fill(0xEE);
         Assert.That(c.Submit(SharedMemoryRingClient.MakeRequest(BlkifOperation.Write, 0, 0, 8)), Is.EqualTo(BlkifStatus.Error));
-        Assert.That(FileBytes(h.ImagePath, 0, 4096), Is.All.EqualTo(0));
+        Assert.That(TestBytes.FileRange(h.ImagePath, 0, 4096), Is.All.EqualTo(0));
     }
 
     [Test]
