@@ -51,7 +51,7 @@ public class QemuImgInteropTests
 
         var convert = await Run("qemu-img", d.Path, "convert", "-f", "vpc", "-O", "raw", "ours.vhd", "out.raw");
         Assert.That(convert.Code, Is.EqualTo(0), convert.Err);
-        Assert.That(File.ReadAllBytes(d["out.raw"]), Is.EqualTo(model));
+        AssertBytes.Equal(model, File.ReadAllBytes(d["out.raw"]), "qemu-img's raw output");
         var compare = await Run("qemu-img", d.Path, "compare", "-f", "vpc", "-F", "raw", "ours.vhd", "model.raw");
         Assert.That(compare.Code, Is.EqualTo(0), compare.Out + compare.Err);
         var info = await Run("qemu-img", d.Path, "info", "-f", "vpc", "ours.vhd");

@@ -128,7 +128,7 @@ public class VhdUtilCommandTests
         Assert.That(Enumerable.Range(0, 3).All(i => b.IsBlockFull((uint)i)), Is.True);
         var back = new byte[1 << 20];
         b.Read(2048, back);
-        Assert.That(back, Is.EqualTo(data));
+        AssertBytes.Equal(data, back, "data read back");
     }
 
     [Test]
@@ -170,7 +170,7 @@ public class VhdUtilCommandTests
         }
         Assert.That((await VhdUtil(d.Path, "check", "-n", "a.vhd")).Code, Is.Not.EqualTo(0));
         Assert.That((await VhdUtil(d.Path, "revert", "-n", "a.vhd", "-j", "a.j")).Code, Is.EqualTo(0));
-        Assert.That(File.ReadAllBytes(d["a.vhd"]), Is.EqualTo(before));
+        AssertBytes.Equal(before, File.ReadAllBytes(d["a.vhd"]), "a.vhd");
         Assert.That(File.Exists(d["a.j"]), Is.False);
     }
 
@@ -206,7 +206,7 @@ public class VhdUtilCommandTests
         Assert.That((await VhdUtil(d.Path, "check", "-n", "a.vhd", "-i")).Out, Is.EqualTo("a.vhd is valid\n"));
         Assert.That((await VhdUtil(d.Path, "query", "-n", "a.vhd", "-v")).Out, Is.EqualTo("8\n"));
         Assert.That((await VhdUtil(d.Path, "repair", "-n", "a.vhd")).Code, Is.EqualTo(0));
-        Assert.That(File.ReadAllBytes(d["a.vhd"]), Is.EqualTo(good));
+        AssertBytes.Equal(good, File.ReadAllBytes(d["a.vhd"]), "a.vhd");
         Assert.That((await VhdUtil(d.Path, "check", "-n", "a.vhd")).Out, Is.EqualTo("a.vhd is valid\n"));
     }
 

@@ -106,7 +106,7 @@ public class GoldenImageTests
             SizeBytes = mb << 20, Type = type, MetadataSizeBytes = metaMb << 20,
             Uuid = golden.Footer.Uuid, Timestamp = golden.Footer.Timestamp,
         });
-        Assert.That(File.ReadAllBytes(mine["x.vhd"]), Is.EqualTo(File.ReadAllBytes(_dir[name + ".vhd"])));
+        AssertBytes.SameFile(_dir[name + ".vhd"], mine["x.vhd"]);
     }
 
     [Test]
@@ -125,6 +125,6 @@ public class GoldenImageTests
         goldenMid.Leaf.Read(4096, data);
         using (var chain = VhdChain.Open(mine["mid.vhd"]))
             chain.Write(4096, data);
-        Assert.That(File.ReadAllBytes(mine["mid.vhd"]), Is.EqualTo(File.ReadAllBytes(_dir["mid.vhd"])));
+        AssertBytes.SameFile(_dir["mid.vhd"], mine["mid.vhd"]);
     }
 }

@@ -113,7 +113,7 @@ public class MappingTests
         Assert.That(again.IsBlockFull(0), Is.False);
         var back = new byte[2 << 20];
         again.Read(4096, back);
-        Assert.That(back, Is.EqualTo(full));
+        AssertBytes.Equal(full, back, "block 1 read back");
         var p = new byte[4096 + 1024];
         again.Read(2, p);
         Assert.That(p.AsSpan(512, 4096).ToArray(), Is.EqualTo(part));
