@@ -9,7 +9,9 @@ namespace BlkTapCtrl.Bench;
 /// tapdisk-pid present, pause written → pause-done present (p50/p99), and the controller's idle RSS and CPU.
 /// The original blktapctrl cannot run here (it needs the blktap kernel driver), so there is no peer to race;
 /// the targets (p99 pause → pause-done ≤ 20 ms, idle CPU ≈ 0) are printed beside the results as ratios.
-/// Usage: blktap-bench controller [--vbds N] [--idle-seconds S] [--bin DIR]
+/// Usage: blktap-bench controller [--vbds N] [--idle-seconds S] [--bin DIR] [--blktapctrl PATH] [--tapdisk PATH]
+/// (--tapdisk names the worker, e.g. the NativeAOT one deploy/install publishes, which is what runs in dom0:
+/// a JIT worker compiles its pause path on the first pause of every process.)
 /// </summary>
 public static class ControllerBench
 {
@@ -17,7 +19,7 @@ public static class ControllerBench
     {
         int vbds = 200;
         double idleSeconds = 10;
-        string? bin = null;
+        string? bin = null, tapdisk = null, blktapctrl = null;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -25,6 +27,8 @@ public static class ControllerBench
                 case "--vbds": vbds = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
                 case "--idle-seconds": idleSeconds = double.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
                 case "--bin": bin = args[i + 1]; break;
+                case "--tapdisk": tapdisk = args[i + 1]; break;
+                case "--blktapctrl": blktapctrl = args[i + 1]; break;
                 default: Console.Error.WriteLine($"controller bench: unknown option {args[i]}"); return 22;
             }
         }
@@ -39,7 +43,7 @@ public static class ControllerBench
             await xs.WriteAsync("/local/domain/0/name", "Domain-0");
             await xs.WriteAsync("/local/domain/0/domid", "0");
             var ready = new TaskCompletionSource();
-            controller = Start(Find("blktapctrl", bin), line => { if (line.Contains("watching /local/domain/0/backend/tap", StringComparison.Ordinal)) ready.TrySetResult(); }, ["--xenstore", socket, "--tapdisk", Find("tapdisk", bin),
+            controller = Start(blktapctrl ?? Find("blktapctrl", bin), line => { if (line.Contains("watching /local/domain/0/backend/tap", StringComparison.Ordinal)) ready.TrySetResult(); }, ["--xenstore", socket, "--tapdisk", tapdisk ?? Find("tapdisk", bin),
                 "--run-dir", Path.Combine(dir, "run"), "--log-dir", Path.Combine(dir, "log"),
                 "--pid-file", Path.Combine(dir, "run", "blktapctrl.pid"), "--pid-timeout", "300", "--wait-timeout", "300"]);
             await ready.Task.WaitAsync(TimeSpan.FromSeconds(60));

@@ -113,8 +113,10 @@ public sealed partial class Supervisor
 
     private async Task<VbdParams> ReadParamsAsync(TapChannel channel, string @params)
     {
-        var vdiType = await Xs.TryReadAsync(channel.Keys.VdiType).ConfigureAwait(false);
+        // Both reads leave together: one round trip (this runs on every unpause).
+        var vdiTypeTask = Xs.TryReadAsync(channel.Keys.VdiType);
         var storage = await Xs.TryReadAsync(channel.Keys.StorageType).ConfigureAwait(false);
+        var vdiType = await vdiTypeTask.ConfigureAwait(false);
         return VbdParams.Parse(@params.TrimEnd('\0'), vdiType?.TrimEnd('\0'), storage?.TrimEnd('\0'));
     }
 
@@ -134,10 +136,13 @@ public sealed partial class Supervisor
             throw new ChannelOpenException($"tapdisk-request '{request}': Invalid argument");
     }
 
-    /// <summary>pause exists ⇒ pausing; else re-read params, unpaused, remove pause-done (§1.7).</summary>
-    private async Task EvaluatePauseAsync(TapChannel channel)
+    /// <summary>
+    /// pause exists ⇒ pausing; else re-read params, unpaused, remove pause-done (§1.7).
+    /// <paramref name="pauseExists"/> is the existence test already sent by the caller, if any.
+    /// </summary>
+    private async Task EvaluatePauseAsync(TapChannel channel, Task<bool>? pauseExists = null)
     {
-        if (await Xs.ExistsAsync(channel.Keys.Pause).ConfigureAwait(false))
+        if (await (pauseExists ?? Xs.ExistsAsync(channel.Keys.Pause)).ConfigureAwait(false))
         {
             channel.Vbd.Fire(VbdTrigger.PauseRequested); // result ignored, as the original
             return;
@@ -182,10 +187,22 @@ public sealed partial class Supervisor
             return;
         }
         if (channel.Vbd.IsFenced) return; // CA-34208
-        if (!await OwnsBackendAsync(channel).ConfigureAwait(false)) return;
+        // The ownership check and the pause test leave together (one round trip on the pause path); the
+        // pause answer is only used when the backend is still ours.
+        var pauseExists = Xs.ExistsAsync(channel.Keys.Pause);
+        bool owned = false;
         try
         {
-            await EvaluatePauseAsync(channel).ConfigureAwait(false);
+            owned = await OwnsBackendAsync(channel).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!owned) Forget(pauseExists);
+        }
+        if (!owned) return;
+        try
+        {
+            await EvaluatePauseAsync(channel, pauseExists).ConfigureAwait(false);
         }
         catch (Exception e) when (e is ChannelOpenException or ParamsException or XenStoreException)
         {
@@ -194,6 +211,10 @@ public sealed partial class Supervisor
         }
         await DriveAsync(channel).ConfigureAwait(false);
     }
+
+    /// <summary>A reply nobody needs any more: its failure, if any, is observed and dropped.</summary>
+    private static void Forget(Task task) =>
+        task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
     /// <summary>tapdisk-uuid still equals our cookie (a recreated or foreign directory is not ours).</summary>
     private async Task<bool> OwnsBackendAsync(TapChannel channel) =>

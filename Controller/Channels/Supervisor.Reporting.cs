@@ -41,6 +41,8 @@ public sealed partial class Supervisor
     /// <summary>
     /// In one transaction: require tapdisk-uuid == cookie (else abort, nothing written), write, commit;
     /// retried on EAGAIN. A stale channel thus never writes into a recreated VBD directory.
+    /// The uuid read and the writes leave together (one round trip instead of one per key: this is on the
+    /// pause → pause-done path); the transaction's end decides — an abort discards the writes unseen.
     /// </summary>
     private async Task<bool> WriteGuardedAsync(TapChannel channel, IReadOnlyList<(string Key, byte[] Value)> values)
     {
@@ -48,14 +50,20 @@ public sealed partial class Supervisor
         {
             var (committed, _) = await Xs.RunInTransactionAsync(async tx =>
             {
-                var uuid = await tx.TryReadAsync(channel.Keys.TapdiskUuid).ConfigureAwait(false);
+                var uuidTask = tx.TryReadAsync(channel.Keys.TapdiskUuid);
+                var writes = new Task[values.Count];
+                for (int i = 0; i < values.Count; i++)
+                    writes[i] = tx.WriteAsync(values[i].Key, values[i].Value);
+                var uuid = await uuidTask.ConfigureAwait(false);
                 if (uuid?.TrimEnd('\0') != channel.CookieText)
                 {
+                    // Not ours: whatever the writes answered is discarded with the transaction.
+                    try { await Task.WhenAll(writes).ConfigureAwait(false); }
+                    catch (XenStoreException) { }
                     await tx.AbortAsync().ConfigureAwait(false);
                     return false;
                 }
-                foreach (var (key, value) in values)
-                    await tx.WriteAsync(key, value).ConfigureAwait(false);
+                await Task.WhenAll(writes).ConfigureAwait(false);
                 return true;
             }).ConfigureAwait(false);
             if (!committed)
