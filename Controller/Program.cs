@@ -33,34 +33,28 @@ switch (PidFileLock.TryAcquire(options.PidFile, out var pidLock, out var problem
 
 using (pidLock)
 {
-    var logger = LoggingSetup.Create(options);
-    try
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, Args = [] });
-        builder.Services.AddSerilog(logger, dispose: false);
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.StopTimeout + TimeSpan.FromSeconds(10));
-        builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton<ExitStatus>();
-        builder.Services.AddSingleton<ISystemdNotifier, SystemdNotifier>();
-        builder.Services.AddSingleton<IBlktapDevices>(_ => new EmulatedBlktapDevices(options.RunDir));
-        builder.Services.AddSingleton(_ => new TapdiskLauncher(options.TapdiskProgram, options.SyslogFacility, Environment.GetEnvironmentVariable));
-        builder.Services.AddSingleton(sp => new Supervisor(options, sp.GetRequiredService<ILoggerFactory>().CreateLogger("blktapctrl"),
-            sp.GetRequiredService<IBlktapDevices>(), sp.GetRequiredService<TapdiskLauncher>(), sp.GetRequiredService<ISystemdNotifier>()));
-        builder.Services.AddHostedService<ControllerService>();
-        builder.Services.AddHostedService<ControlSocketService>();
-        using var host = builder.Build();
-        var supervisor = host.Services.GetRequiredService<Supervisor>();
-        var exitStatus = host.Services.GetRequiredService<ExitStatus>();
-        logger.Information("blktapctrl starting: xenstore {XenStore}, worker {Tapdisk}, run dir {RunDir}",
-            options.XenStorePath, host.Services.GetRequiredService<TapdiskLauncher>().Program, options.RunDir);
-        await host.RunAsync();
-        await supervisor.DisposeAsync();
-        int code = exitStatus.Code;
-        logger.Information("blktapctrl exiting with status {Code}", code);
-        return code;
-    }
-    finally
-    {
-        (logger as IDisposable)?.Dispose();
-    }
+    using var logging = LoggingSetup.Create(options);
+    var logger = logging.Logger;
+    var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, Args = [] });
+    builder.Services.AddSerilog(logger, dispose: false);
+    builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.StopTimeout + TimeSpan.FromSeconds(10));
+    builder.Services.AddSingleton(options);
+    builder.Services.AddSingleton<ExitStatus>();
+    builder.Services.AddSingleton<ISystemdNotifier, SystemdNotifier>();
+    builder.Services.AddSingleton<IBlktapDevices>(_ => new EmulatedBlktapDevices(options.RunDir));
+    builder.Services.AddSingleton(_ => new TapdiskLauncher(options.TapdiskProgram, options.SyslogFacility, Environment.GetEnvironmentVariable, options.SyslogSocket));
+    builder.Services.AddSingleton(sp => new Supervisor(options, sp.GetRequiredService<ILoggerFactory>().CreateLogger("blktapctrl"),
+        sp.GetRequiredService<IBlktapDevices>(), sp.GetRequiredService<TapdiskLauncher>(), sp.GetRequiredService<ISystemdNotifier>()));
+    builder.Services.AddHostedService<ControllerService>();
+    builder.Services.AddHostedService<ControlSocketService>();
+    using var host = builder.Build();
+    var supervisor = host.Services.GetRequiredService<Supervisor>();
+    var exitStatus = host.Services.GetRequiredService<ExitStatus>();
+    logger.Information("blktapctrl starting: xenstore {XenStore}, worker {Tapdisk}, run dir {RunDir}",
+        options.XenStorePath, host.Services.GetRequiredService<TapdiskLauncher>().Program, options.RunDir);
+    await host.RunAsync();
+    await supervisor.DisposeAsync();
+    int code = exitStatus.Code;
+    logger.Information("blktapctrl exiting with status {Code}", code);
+    return code;
 }

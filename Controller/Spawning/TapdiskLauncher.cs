@@ -6,11 +6,12 @@ namespace BlkTapCtrl.Controller.Spawning;
 
 /// <summary>
 /// Starts a worker (reference §1.5 step 4): <c>$TAPDISK</c> if set (CA-26523), else the configured program,
-/// searched on PATH, with argv <c>tapdisk -l&lt;facility name&gt; &lt;tapctrlwrite&gt; &lt;tapctrlread&gt;</c>. The child is ours
+/// searched on PATH, with argv <c>tapdisk -l&lt;facility name&gt; [--syslog-socket PATH] &lt;tapctrlwrite&gt; &lt;tapctrlread&gt;</c>. The child is ours
 /// (not detached): it inherits only fds 0–2, default signal dispositions and an empty signal mask, and
 /// the reaper maps its exit back to the channel.
 /// </summary>
-public sealed unsafe class TapdiskLauncher(string configuredProgram, int syslogFacility, Func<string, string?> environment)
+public sealed unsafe class TapdiskLauncher(string configuredProgram, int syslogFacility, Func<string, string?> environment,
+    string syslogSocket = Diagnostics.Syslog.SyslogClientOptions.DefaultSocketPath)
 {
     public const string OverrideVariable = "TAPDISK";
 
@@ -22,7 +23,12 @@ public sealed unsafe class TapdiskLauncher(string configuredProgram, int syslogF
     {
         string program = Program;
         // The facility goes by name: our tapdisk's -l takes syslog names (daemon, local0, …), not numbers.
-        string[] argv = ["tapdisk", "-l" + Startup.SyslogFacility.NameOf(syslogFacility), fifos.WritePath, fifos.ReadPath];
+        // A syslog socket other than /dev/log is passed on, so the workers log where the daemon does; otherwise
+        // argv stays the original's.
+        string[] argv = syslogSocket == Diagnostics.Syslog.SyslogClientOptions.DefaultSocketPath
+            ? ["tapdisk", "-l" + Startup.SyslogFacility.NameOf(syslogFacility), fifos.WritePath, fifos.ReadPath]
+            : ["tapdisk", "-l" + Startup.SyslogFacility.NameOf(syslogFacility), Diagnostics.Syslog.SyslogClientOptions.CommandLineOption, syslogSocket,
+                fifos.WritePath, fifos.ReadPath];
         var env = Environment.GetEnvironmentVariables();
         var envp = new List<string>(env.Count);
         foreach (System.Collections.DictionaryEntry e in env)

@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace BlkTapCtrl.Controller.Startup;
 
 /// <summary>
-/// <c>blktapctrl [--xenstore PATH] [--tapdisk PATH] [--run-dir DIR] [--log-dir DIR] [--pid-file PATH] [-l FACILITY]</c>.
+/// <c>blktapctrl [--xenstore PATH] [--tapdisk PATH] [--run-dir DIR] [--log-dir DIR] [--pid-file PATH] [--syslog-socket PATH] [-l FACILITY]</c>.
 /// Always runs in the foreground (systemd Type=notify supervises it).
 /// </summary>
 public static class CommandLine
@@ -18,13 +18,14 @@ public static class CommandLine
         var logDir = new Option<string>("--log-dir") { Description = "log files", DefaultValueFactory = _ => ControllerOptions.DefaultLogDir };
         var pidFile = new Option<string?>("--pid-file") { Description = "pid file, locked while the daemon runs (default <run-dir>/blktapctrl.pid)" };
         var controlSocket = new Option<string?>("--control-socket") { Description = "tap-ctl's control socket (default <run-dir>/blktapctrl.sock)" };
+        var syslogSocket = new Option<string>(Diagnostics.Syslog.SyslogClientOptions.CommandLineOption) { Description = "syslog daemon's datagram socket", DefaultValueFactory = _ => Diagnostics.Syslog.SyslogClientOptions.DefaultSocketPath };
         var facility = new Option<string>("-l") { Description = "syslog facility, name or number", DefaultValueFactory = _ => "daemon" };
         var pidTimeout = new Option<double>("--pid-timeout") { Description = "seconds a new worker has to answer PID", DefaultValueFactory = _ => 10 };
         var waitTimeout = new Option<double>("--wait-timeout") { Description = "seconds a worker has to answer OPEN/PAUSE/RESUME/CLOSE", DefaultValueFactory = _ => 150 };
         var stopTimeout = new Option<double>("--stop-timeout") { Description = "seconds to wait for workers to close on SIGTERM", DefaultValueFactory = _ => 20 };
         var root = new RootCommand("blktapctrl: supervises one tapdisk per Xen virtual block device")
         {
-            xenstore, tapdisk, runDir, logDir, pidFile, controlSocket, facility, pidTimeout, waitTimeout, stopTimeout,
+            xenstore, tapdisk, runDir, logDir, pidFile, controlSocket, syslogSocket, facility, pidTimeout, waitTimeout, stopTimeout,
         };
 
         var parsed = root.Parse(args);
@@ -55,6 +56,7 @@ public static class CommandLine
             PidFile = parsed.GetValue(pidFile) ?? Path.Combine(run, "blktapctrl.pid"),
             ControlSocketPath = parsed.GetValue(controlSocket),
             SyslogFacility = facilityCode,
+            SyslogSocket = parsed.GetValue(syslogSocket)!,
             PidTimeout = TimeSpan.FromSeconds(parsed.GetValue(pidTimeout)),
             WaitTimeout = TimeSpan.FromSeconds(parsed.GetValue(waitTimeout)),
             StopTimeout = TimeSpan.FromSeconds(parsed.GetValue(stopTimeout)),
@@ -67,7 +69,7 @@ public static class CommandLine
     private static Result Usage(string problem, RootCommand root)
     {
         var usage = $"blktapctrl: {problem}\nusage: blktapctrl [--xenstore PATH] [--tapdisk PATH] [--run-dir DIR] [--log-dir DIR] " +
-                    "[--pid-file PATH] [--control-socket PATH] [-l FACILITY] [--pid-timeout S] [--wait-timeout S] [--stop-timeout S]";
+                    "[--pid-file PATH] [--control-socket PATH] [--syslog-socket PATH] [-l FACILITY] [--pid-timeout S] [--wait-timeout S] [--stop-timeout S]";
         _ = root;
         return new Result(null, ExitCodes.Usage, usage);
     }

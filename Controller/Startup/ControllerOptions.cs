@@ -32,6 +32,9 @@ public sealed record ControllerOptions
     /// <summary>Syslog facility code (LOG_DAEMON = 24 …), passed on to every worker as <c>-l&lt;n&gt;</c>.</summary>
     public int SyslogFacility { get; init; } = Startup.SyslogFacility.Daemon;
 
+    /// <summary>The syslog daemon's datagram socket (<c>--syslog-socket</c>, default /dev/log).</summary>
+    public string SyslogSocket { get; init; } = Diagnostics.Syslog.SyslogClientOptions.DefaultSocketPath;
+
     /// <summary>How long a worker may take to answer PID before it is killed (§6: every wait has a deadline).</summary>
     public TimeSpan PidTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

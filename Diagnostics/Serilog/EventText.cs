@@ -1,4 +1,5 @@
 using Serilog.Events;
+using Serilog.Parsing;
 
 namespace BlkTapCtrl.Diagnostics.Serilog;
 
@@ -32,7 +33,7 @@ public sealed class EventText
         }
         WriteOrigin(logEvent);
         _writer.Write(": ");
-        logEvent.MessageTemplate.Render(logEvent.Properties, _writer, _writer.FormatProvider);
+        RenderLiteral(logEvent);
         if (logEvent.Exception is { } ex)
         {
             _writer.Write(": ");
@@ -67,6 +68,22 @@ public sealed class EventText
                 _ => null,
             }
             : null;
+
+    /// <summary>
+    /// The message with string values as they are (Serilog's default quotes them, which reads wrongly in a log
+    /// line: <c>watching "/local/…"</c>); other values render as Serilog renders them.
+    /// </summary>
+    private void RenderLiteral(LogEvent logEvent)
+    {
+        foreach (var token in logEvent.MessageTemplate.Tokens)
+        {
+            if (token is PropertyToken p && p.Format == null && logEvent.Properties.TryGetValue(p.PropertyName, out var value)
+                && value is ScalarValue { Value: string text })
+                _writer.Write(text);
+            else
+                token.Render(logEvent.Properties, _writer, _writer.FormatProvider);
+        }
+    }
 
     private void WriteOrigin(LogEvent logEvent)
     {

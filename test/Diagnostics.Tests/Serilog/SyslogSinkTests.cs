@@ -20,7 +20,7 @@ public class SyslogSinkTests
         using (var log = new LoggerConfiguration().MinimumLevel.Debug().WriteTo.NonBlockingSyslog(client).CreateLogger())
         {
             log.ForContext("SourceContext", "BlkTapCtrl.Controller.Channels.Channel")
-                .Information("channel {Minor} opened", 3);
+                .Information("channel {Minor} opened on {Path}", 3, "/run/x"); // strings literal, not quoted
             log.ForContext(EventText.FunctionProperty, "vbd_complete")
                 .ForContext(EventText.ErrnoProperty, -28)
                 .Error("req {Id}: write 0x{Secs:x} secs to 0x{Sector:x}", 4, 8, 0x100);
@@ -28,7 +28,7 @@ public class SyslogSinkTests
         }
         Assert.That(daemon.ReceiveAll(TimeSpan.FromMilliseconds(200)), Is.EqualTo(new[]
         {
-            "<30>Jan  2 03:04:05 blktapctrl[9]: Channel: channel 3 opened",
+            "<30>Jan  2 03:04:05 blktapctrl[9]: Channel: channel 3 opened on /run/x",
             "<27>Jan  2 03:04:05 blktapctrl[9]: ERROR: errno 28 at vbd_complete: req 4: write 0x8 secs to 0x100",
         }));
     }
