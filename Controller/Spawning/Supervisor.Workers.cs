@@ -30,10 +30,28 @@ public sealed partial class Supervisor
             else
                 _log.LogInformation("{Channel}: tapdisk pid {Pid} exited", channel, exit.Pid);
             DetachWorker(channel, stopIfLast: false);
+            RemoveDeadWorkerExports(channel);
             channel.Channel.Fire(ChannelTrigger.ChildExited);
             ArmDeadline(channel);
             // Unclean: broken ⇒ target closed, no relaunch. Clean while up and unpaused: relaunch.
             await DriveAsync(channel).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A worker that exits cleanly removes its NBD socket when the VBD closes; one that was killed cannot, and
+    /// nobody listens there any more. Its files are unlinked so a dead VBD leaves nothing in the run directory.
+    /// </summary>
+    private void RemoveDeadWorkerExports(TapChannel channel)
+    {
+        if (channel.Device is not { } device) return;
+        foreach (var path in new[] { device.NbdSocket, device.RingDevice })
+        {
+            try { File.Delete(path); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _log.LogWarning("{Channel}: removing {Path} of the dead worker: {Error}", channel, path, e.Message);
+            }
         }
     }
 

@@ -179,15 +179,60 @@ public sealed class ControllerHarness : IAsyncDisposable
 
     public static int ParsePid(string value) => int.Parse(value.TrimEnd('\0'), CultureInfo.InvariantCulture);
 
-    /// <summary>Files left in the run directory other than the pid file (FIFOs, sockets).</summary>
-    public string[] RunDirLeftovers() =>
-        Directory.Exists(RunDir)
-            ? Directory.GetFiles(RunDir).Select(f => Path.GetFileName(f))
-                // The channels' FIFOs; the daemon's own pid file and control socket, and the workers' NBD
-                // sockets (checked by the tap-ctl end-to-end tests), are not channel leftovers.
-                .Where(n => n != "blktapctrl.pid" && n != "blktapctrl.sock" && !(n.StartsWith("nbd") && n.EndsWith(".sock")))
-                .ToArray()
-            : [];
+    /// <summary>The controller's control socket (the harness never moves it with --control-socket).</summary>
+    public string ControlSocket => Protocol.ControlSocket.ControlSocketProtocol.DefaultSocketPath(RunDir);
+
+    /// <summary>
+    /// Files in the run directory that neither the daemon itself (its pid file and control socket, at the paths
+    /// this harness gave it) nor a live channel's worker export (the NBD socket and ring the controller reports
+    /// for each channel it lists) accounts for: while VBDs run, their control FIFOs; after teardown, nothing.
+    /// An export still on disk once the controller no longer lists its channel is a leftover too.
+    /// </summary>
+    public async Task<string[]> RunDirLeftoversAsync()
+    {
+        if (!Directory.Exists(RunDir))
+            return [];
+        var accounted = new HashSet<string>(StringComparer.Ordinal) { PidFile, ControlSocket };
+        foreach (var channel in await ListChannelsAsync())
+        {
+            if (channel.NbdSocket.Length > 0) accounted.Add(channel.NbdSocket);
+            if (channel.Ring.Length > 0) accounted.Add(channel.Ring);
+        }
+        return Directory.GetFiles(RunDir).Where(f => !accounted.Contains(f)).Select(f => Path.GetFileName(f)!).ToArray();
+    }
+
+    /// <summary>
+    /// The controller's channels as it reports them on its control socket (<c>list</c>, docs/control-socket.md);
+    /// none when the controller is not running (it then owns nothing).
+    /// </summary>
+    public async Task<IReadOnlyList<Protocol.ControlSocket.ChannelInfo>> ListChannelsAsync()
+    {
+        if (Controller.HasExited || !File.Exists(ControlSocket))
+            return [];
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix,
+            System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try
+        {
+            await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(ControlSocket), limit.Token);
+        }
+        catch (System.Net.Sockets.SocketException) when (Controller.HasExited)
+        {
+            return [];
+        }
+        await using var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
+        await stream.WriteAsync(Protocol.ControlSocket.ControlSocketJson.EncodeRequest(new("list")), limit.Token);
+        var line = new List<byte>();
+        var buffer = new byte[64 * 1024];
+        while (!line.Contains((byte)'\n'))
+        {
+            int n = await stream.ReadAsync(buffer, limit.Token);
+            if (n == 0) Assert.Fail("blktapctrl closed its control socket without answering 'list'");
+            line.AddRange(buffer.AsSpan(0, n));
+        }
+        using var doc = Protocol.ControlSocket.ControlSocketJson.DecodeResponse(line.GetRange(0, line.IndexOf((byte)'\n')).ToArray());
+        return Protocol.ControlSocket.ControlSocketJson.ReadList(doc.RootElement);
+    }
 
     public string MakeImage(string name, int sectors, byte fill = 0)
     {

@@ -21,13 +21,13 @@ public class ControllerHundredVbdsTests
         foreach (var p in paths)
             pids.Add(ControllerHarness.ParsePid(await h.WaitForKeyAsync(p + "/tapdisk-pid", TimeSpan.FromSeconds(180))));
         Assert.That(pids.Distinct().Count(), Is.EqualTo(count), "one worker per VBD");
-        Assert.That(h.RunDirLeftovers(), Has.Length.EqualTo(2 * count), "two FIFOs per VBD");
+        Assert.That(await h.RunDirLeftoversAsync(), Has.Length.EqualTo(2 * count), "two FIFOs per VBD");
 
         foreach (var p in paths)
             await h.ToolstackRemoveAsync(p);
         await h.WaitUntilAsync(() => Task.FromResult(pids.All(pid => !ControllerHarness.ProcessExists(pid))),
             "every worker to exit", TimeSpan.FromSeconds(120));
-        await h.WaitUntilAsync(() => Task.FromResult(h.RunDirLeftovers().Length == 0), "every FIFO to be unlinked", TimeSpan.FromSeconds(30));
+        await h.WaitUntilAsync(async () => (await h.RunDirLeftoversAsync()).Length == 0, "every FIFO to be unlinked", TimeSpan.FromSeconds(30));
         foreach (var p in paths)
             Assert.That(await h.Xs.ExistsAsync(p), Is.False, p);
         Assert.That(await h.Xs.DirectoryAsync(ControllerHarness.Backend(3, 1)[..^2]), Is.Empty, "no VBD node left under the domain");

@@ -22,7 +22,7 @@ public class ControllerLifecycleTests
         Assert.That(await h.ReadAsync(p + "/info"), Is.EqualTo("0\0"));
         Assert.That(await h.ReadAsync(p + "/tapdisk-uuid"), Is.EqualTo("0"), "first cookie, plain decimal");
         Assert.That(ControllerHarness.ParentOf(pid), Is.EqualTo(h.Controller.Pid), "tapdisk is our child, not detached (CA-26523)");
-        Assert.That(h.RunDirLeftovers(), Is.EquivalentTo(new[] { "tapctrlwrite1", "tapctrlread1" }));
+        Assert.That(await h.RunDirLeftoversAsync(), Is.EquivalentTo(new[] { "tapctrlwrite1", "tapctrlread1" }));
 
         await h.ToolstackWriteAsync(p + "/pause", "");
         await h.WaitForKeyAsync(p + "/pause-done");
@@ -37,7 +37,7 @@ public class ControllerLifecycleTests
 
         await h.ToolstackRemoveAsync(p);
         await h.WaitForLogAsync("destroyed", TimeSpan.FromSeconds(10));
-        Assert.That(h.RunDirLeftovers(), Is.Empty, "FIFOs unlinked");
+        Assert.That(await h.RunDirLeftoversAsync(), Is.Empty, "FIFOs unlinked");
         Assert.That(await h.Xs.ExistsAsync(p), Is.False, "nothing recreated the backend directory");
         Assert.That(h.Log, Does.Not.Contain("[ERR]"));
 

@@ -26,7 +26,7 @@ public class ControllerScaleAndFailureTests
         Native.Kill(pidA, 9);
         Assert.That(await h.WaitForKeyAsync(a + "/tapdisk-error"), Is.EqualTo("tapdisk killed by signal 9"));
         await Task.Delay(300);
-        Assert.That(h.RunDirLeftovers(), Is.EquivalentTo(new[] { "tapctrlwrite2", "tapctrlread2" }), "A's FIFOs closed, B's kept");
+        Assert.That(await h.RunDirLeftoversAsync(), Is.EquivalentTo(new[] { "tapctrlwrite2", "tapctrlread2" }), "A's FIFOs closed, B's kept");
         Assert.That(h.Log.Split('\n').Count(l => l.Contains("spawned")), Is.EqualTo(2), "the broken VBD is not relaunched");
 
         // B undisturbed: it still pauses and resumes.

@@ -12,7 +12,7 @@ public class ControllerSection6Tests
 
         var error = await h.WaitForKeyAsync(p + "/tapdisk-error");
         Assert.That(error, Is.EqualTo("received unexpected message error in state 5"));
-        await h.WaitUntilAsync(() => Task.FromResult(h.RunDirLeftovers().Length == 0), "FIFOs closed and unlinked");
+        await h.WaitUntilAsync(async () => (await h.RunDirLeftoversAsync()).Length == 0, "FIFOs closed and unlinked");
         await h.WaitForLogAsync("reaped tapdisk pid", TimeSpan.FromSeconds(10));
         Assert.That(await h.ReadAsync(p + "/tapdisk-pid"), Is.Null);
 
@@ -30,6 +30,6 @@ public class ControllerSection6Tests
         var error = await h.WaitForKeyAsync(p + "/tapdisk-error", TimeSpan.FromSeconds(30));
         Assert.That(error, Does.StartWith("timed out after 1 s waiting in state 3"));
         await h.WaitForLogAsync("reaped tapdisk pid", TimeSpan.FromSeconds(10));
-        Assert.That(h.RunDirLeftovers(), Is.Empty);
+        Assert.That(await h.RunDirLeftoversAsync(), Is.Empty);
     }
 }

@@ -83,7 +83,7 @@ public class ControllerSeedCommitTests
         await h.WaitForLogAsync("destroyed", TimeSpan.FromSeconds(10));
         await Task.Delay(500);
         Assert.That(await h.Xs.ExistsAsync(p), Is.False, "the re-probe must not recreate a removed directory");
-        Assert.That(h.RunDirLeftovers(), Is.Empty);
+        Assert.That(await h.RunDirLeftoversAsync(), Is.Empty);
     }
 
     [Test]
@@ -96,7 +96,7 @@ public class ControllerSeedCommitTests
         await h.WaitForKeyAsync(p + "/pause-done");
         await Task.Delay(300);
         Assert.That(await h.ReadAsync(p + "/tapdisk-pid"), Is.Null, "a paused VBD counts as paused without a tapdisk");
-        Assert.That(h.RunDirLeftovers(), Is.Empty, "no worker launched");
+        Assert.That(await h.RunDirLeftoversAsync(), Is.Empty, "no worker launched");
 
         string second = h.MakeImage("second.img", 512);
         await h.ToolstackWriteAsync(p + "/params", "aio:" + second);
@@ -143,7 +143,7 @@ public class ControllerSeedCommitTests
         await h.WaitForLogAsync($"reaped tapdisk pid {pid} (exited with status 0)", TimeSpan.FromSeconds(10));
         Assert.That(h.Log, Does.Not.Contain("died with status"));
         Assert.That(File.ReadAllBytes(image).All(b => b == 0x5a), Is.True, "image intact");
-        Assert.That(h.RunDirLeftovers(), Is.Empty);
+        Assert.That(await h.RunDirLeftoversAsync(), Is.Empty);
     }
 
     [Test]
