@@ -45,9 +45,10 @@ public sealed class TapdiskControlClient : IDisposable
         var environment = new Dictionary<string, string?>(env ?? new Dictionary<string, string?>());
         environment.TryAdd("TAPDISK_LOG_DIR", dir.Path);
         var process = new ChildProcess(executable ?? RepoPaths.Executable("tapdisk"), [.. prefixArgs, toTap, fromTap], environment);
-        // tapdisk opens both FIFOs read-write, so these opens do not wait for it.
-        var w = new FileStream(toTap, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
-        var r = new FileStream(fromTap, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+        // Read-write opens of a FIFO never wait for the other end: a tapdisk that fails to start (or never opens
+        // its FIFOs) must fail the test, not hang it in open(2). ReceiveAsync watches the process instead of EOF.
+        var w = new FileStream(toTap, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
+        var r = new FileStream(fromTap, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
         return new TapdiskControlClient(process, w, r);
     }
 
@@ -69,8 +70,14 @@ public sealed class TapdiskControlClient : IDisposable
     {
         var buf = new byte[ControlMessage.Size];
         var read = Task.Run(() => _fromTapdisk.ReadExactly(buf));
-        if (await Task.WhenAny(read, Task.Delay(timeout ?? TimeSpan.FromSeconds(15))) != read)
-            Assert.Fail($"no reply from tapdisk; stderr: {Process.StdErr}");
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
+        while (await Task.WhenAny(read, Task.Delay(50)) != read)
+        {
+            if (Process.HasExited)
+                Assert.Fail($"tapdisk exited with {Process.ExitCode} without replying; stderr: {Process.StdErr}");
+            if (DateTime.UtcNow > deadline)
+                Assert.Fail($"no reply from tapdisk; stderr: {Process.StdErr}");
+        }
         await read;
         return ControlMessage.Read(buf);
     }
