@@ -123,7 +123,7 @@ public sealed class ControlSocketServer : IAsyncDisposable
                 case ControlSocketProtocol.OpInfo:
                     return ControlSocketJson.EncodeInfo(_supervisor.Info());
                 case ControlSocketProtocol.OpList:
-                    return ControlSocketJson.EncodeList(await _supervisor.ListChannelsAsync().WaitAsync(QueryTimeout).ConfigureAwait(false));
+                    return ControlSocketJson.EncodeList(WithOpenImages(await _supervisor.ListChannelsAsync().WaitAsync(QueryTimeout).ConfigureAwait(false)));
                 case ControlSocketProtocol.OpStats:
                     if (request.DomId is not { } domId || request.DevId is not { } devId)
                         return ControlSocketJson.EncodeError("stats: fields 'domid' and 'devid' are required");
@@ -141,25 +141,49 @@ public sealed class ControlSocketServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The chain each worker really has open (leaf and parents), from its stats snapshot: the controller only
+    /// knows the leaf it named in <c>params</c>. A worker without a readable snapshot keeps the list as it was.
+    /// </summary>
+    private IReadOnlyList<ChannelInfo> WithOpenImages(IReadOnlyList<ChannelInfo> channels)
+    {
+        var snapshots = new Dictionary<int, TapdiskStats?>();
+        return channels.Select(c =>
+        {
+            if (c.Pid == 0) return c;
+            if (!snapshots.TryGetValue(c.Pid, out var snapshot))
+                snapshots[c.Pid] = snapshot = TryReadSnapshot(c.Pid, out _);
+            return snapshot?.Vbds.FirstOrDefault(v => v.Cookie == c.Cookie) is { Images.Count: > 0 } vbd ? c with { Images = vbd.Images } : c;
+        }).ToList();
+    }
+
+    /// <summary>A worker's stats snapshot (docs/tapdisk-stats.md), or null with the reason.</summary>
+    private TapdiskStats? TryReadSnapshot(int pid, out string error)
+    {
+        string file = System.IO.Path.Combine(WorkerLogDir.Resolve(_supervisor.Info().LogDir), $"TAPDISK.{pid}.stats.json");
+        error = "";
+        try
+        {
+            return TapdiskStatsJson.Parse(File.ReadAllBytes(file));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error = $"reading {file}: {e.Message}";
+        }
+        catch (Exception e) when (e is FormatException or System.Text.Json.JsonException or InvalidDataException)
+        {
+            error = $"{file}: {e.Message}";
+        }
+        return null;
+    }
+
     /// <summary>The VBD's entry of its worker's stats snapshot (docs/tapdisk-stats.md), with the error buckets.</summary>
     private byte[] Stats(ChannelInfo channel)
     {
         if (channel.Pid == 0)
             return ControlSocketJson.EncodeError($"stats: VBD {channel.DomId}/{channel.DevId} has no tapdisk (channel {channel.ChannelState})");
-        string file = System.IO.Path.Combine(WorkerLogDir.Resolve(_supervisor.Info().LogDir), $"TAPDISK.{channel.Pid}.stats.json");
-        TapdiskStats snapshot;
-        try
-        {
-            snapshot = TapdiskStatsJson.Parse(File.ReadAllBytes(file));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return ControlSocketJson.EncodeError($"stats: reading {file}: {e.Message}");
-        }
-        catch (Exception e) when (e is FormatException or System.Text.Json.JsonException or InvalidDataException)
-        {
-            return ControlSocketJson.EncodeError($"stats: {file}: {e.Message}");
-        }
+        if (TryReadSnapshot(channel.Pid, out string error) is not { } snapshot)
+            return ControlSocketJson.EncodeError($"stats: {error}");
         // A shared tapdisk serves several VBDs: keep only this one's counters.
         var mine = snapshot with { Vbds = snapshot.Vbds.Where(v => v.Cookie == channel.Cookie).ToList() };
         return ControlSocketJson.EncodeStats(channel, TapdiskStatsJson.Serialize(mine));

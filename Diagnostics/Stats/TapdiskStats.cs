@@ -45,6 +45,8 @@ public sealed record VbdStats
     public int Completed { get; init; }
     /// <summary>Microseconds since the VBD last made progress.</summary>
     public long IdleMicroseconds { get; init; }
+    /// <summary>The image chain the VBD has open, leaf first, each as <c>type:path</c>; empty while closed or paused.</summary>
+    public IReadOnlyList<string> Images { get; init; } = [];
 }
 
 public sealed record LogFileStats(string Path, long Errors, bool Precious);

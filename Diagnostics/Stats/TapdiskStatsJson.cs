@@ -43,6 +43,9 @@ public static class TapdiskStatsJson
             w.WriteNumber("completed", v.Completed);
             w.WriteEndObject();
             w.WriteNumber("idleMicroseconds", v.IdleMicroseconds);
+            w.WriteStartArray("images");
+            foreach (var image in v.Images) w.WriteStringValue(image);
+            w.WriteEndArray();
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -119,6 +122,8 @@ public static class TapdiskStatsJson
                 Retries = Long(v, "retries"), KicksIn = Long(v, "kicksIn"), KicksOut = Long(v, "kicksOut"),
                 Kicked = Long(v, "kicked"), New = Int(q, "new"), Pending = Int(q, "pending"), Failed = Int(q, "failed"),
                 Completed = Int(q, "completed"), IdleMicroseconds = Long(v, "idleMicroseconds"),
+                // Added within version 1: a snapshot of an older worker has no "images" and reads as unknown.
+                Images = v.TryGetProperty("images", out var images) ? Strings(images, "images") : [],
             });
         }
         LogFileStats? log = root.TryGetProperty("log", out var l)
@@ -147,6 +152,11 @@ public static class TapdiskStatsJson
             Wakeups = Long(wk, "count"), WakeupDump = Get(wk, "dump").EnumerateArray().Select(e => e.GetString() ?? "").ToList(),
         };
     }
+
+    private static List<string> Strings(JsonElement array, string name) =>
+        array.ValueKind == JsonValueKind.Array
+            ? array.EnumerateArray().Select(i => i.ValueKind == JsonValueKind.String ? i.GetString()! : throw new FormatException($"tapdisk stats: '{name}' must hold strings")).ToList()
+            : throw new FormatException($"tapdisk stats: field '{name}' must be an array");
 
     private static JsonElement Get(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) ? v : throw new FormatException($"tapdisk stats: field '{name}' is missing");

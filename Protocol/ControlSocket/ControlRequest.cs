@@ -26,6 +26,8 @@ public sealed record ChannelInfo
     public int Pid { get; init; }
     /// <summary>The image chain's leaf as <c>type:path</c> (the <c>params</c> last read), empty before open.</summary>
     public string Params { get; init; } = "";
+    /// <summary>The chain the worker has open, leaf first (<c>type:path</c>), from its stats snapshot; empty when not known.</summary>
+    public IReadOnlyList<string> Images { get; init; } = [];
     public bool ReadOnly { get; init; }
     /// <summary>The worker's NBD export of this VBD, empty until it exists.</summary>
     public string NbdSocket { get; init; } = "";

@@ -81,6 +81,9 @@ public static class ControlSocketJson
         w.WriteBoolean("shutdownForce", c.ShutdownForce);
         w.WriteNumber("pid", c.Pid);
         w.WriteString("params", c.Params);
+        w.WriteStartArray("images");
+        foreach (var image in c.Images) w.WriteStringValue(image);
+        w.WriteEndArray();
         w.WriteBoolean("readOnly", c.ReadOnly);
         w.WriteString("nbdSocket", c.NbdSocket);
         w.WriteString("ring", c.Ring);
@@ -99,6 +102,9 @@ public static class ControlSocketJson
         ShutdownForce = e.TryGetProperty("shutdownForce", out var f) && f.ValueKind == JsonValueKind.True,
         Pid = RequiredInt(e, "pid"),
         Params = RequiredString(e, "params"),
+        Images = e.TryGetProperty("images", out var images) && images.ValueKind == JsonValueKind.Array
+            ? images.EnumerateArray().Where(i => i.ValueKind == JsonValueKind.String).Select(i => i.GetString()!).ToList()
+            : [],
         ReadOnly = e.TryGetProperty("readOnly", out var r) && r.ValueKind == JsonValueKind.True,
         NbdSocket = RequiredString(e, "nbdSocket"),
         Ring = RequiredString(e, "ring"),

@@ -9,6 +9,13 @@ public static class ListTable
     private static readonly string[] Header =
         ["domid", "devid", "minor", "cookie", "channel", "vbd", "shutdown", "pid", "image", "nbd", "ring"];
 
+    /// <summary>The chain the worker has open (leaf &lt; parent &lt; …), else the params the controller last read.</summary>
+    private static string Image(ChannelInfo c)
+    {
+        string image = c.Images.Count > 0 ? string.Join(" < ", c.Images) : c.Params;
+        return image.Length == 0 ? "-" : image + (c.ReadOnly ? " (ro)" : "");
+    }
+
     public static string Format(IReadOnlyList<ChannelInfo> channels)
     {
         var rows = new List<string[]> { Header };
@@ -22,7 +29,7 @@ public static class ListTable
                 c.VbdState.ToLowerInvariant(),
                 c.ShutdownState.ToLowerInvariant() + (c.ShutdownForce ? "+force" : ""),
                 c.Pid == 0 ? "-" : c.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                c.Params.Length == 0 ? "-" : c.Params + (c.ReadOnly ? " (ro)" : ""),
+                Image(c),
                 c.NbdSocket.Length == 0 ? "-" : c.NbdSocket,
                 c.Ring.Length == 0 ? "-" : c.Ring,
             ]);

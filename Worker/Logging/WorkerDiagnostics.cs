@@ -96,6 +96,7 @@ public sealed class WorkerDiagnostics : IDisposable
                 KicksIn = c.KicksIn, KicksOut = c.KicksOut, Kicked = c.Kicked,
                 New = v.NewCount, Pending = v.PendingCount, Failed = v.FailedCount, Completed = v.CompletedCount,
                 IdleMicroseconds = Math.Max(0, now - v.LastProgress),
+                Images = v.Chain is { } chain ? chain.Images.Select(i => i.ToString()).ToList() : [],
             });
         }
         var buckets = new List<ErrorBucketStats>();
@@ -149,7 +150,8 @@ public sealed class WorkerDiagnostics : IDisposable
     {
         long fingerprint = _server.Vbds.Count;
         foreach (var v in _server.Vbds)
-            fingerprint = fingerprint * 31 + v.Counters.Received + v.Counters.Returned + v.Counters.Errors + v.NewCount + v.PendingCount;
+            fingerprint = fingerprint * 31 + v.Counters.Received + v.Counters.Returned + v.Counters.Errors + v.NewCount + v.PendingCount
+                          + (long)v.Flags + System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(v.Chain); // open, pause, resume show at once
         fingerprint = fingerprint * 31 + _syslog.Statistics.Messages;
         if (fingerprint == _lastStatsFingerprint)
             return;

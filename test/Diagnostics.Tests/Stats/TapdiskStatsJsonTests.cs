@@ -16,7 +16,7 @@ public class TapdiskStatsJsonTests
             {
                 Cookie = 3, Flags = "RetryNeeded", Received = 10, Returned = 9, Errors = 1, Retries = 2,
                 KicksIn = 3, KicksOut = 2, Kicked = 9, New = 0, Pending = 1, Failed = 0, Completed = 0,
-                IdleMicroseconds = 1500,
+                IdleMicroseconds = 1500, Images = ["vhd:/srv/leaf.vhd", "vhd:/srv/base.vhd"],
             },
         ],
         Log = new LogFileStats("/var/log/blktap/TAPDISK.4321.tmp", 1, false),
@@ -32,7 +32,9 @@ public class TapdiskStatsJsonTests
     {
         var parsed = TapdiskStatsJson.Parse(TapdiskStatsJson.Serialize(Sample()));
         var expected = Sample();
-        Assert.That(parsed.Vbds.Single(), Is.EqualTo(expected.Vbds.Single()));
+        // Records compare lists by reference: the chain is compared by content, the rest as a record.
+        Assert.That(parsed.Vbds.Single().Images, Is.EqualTo(expected.Vbds.Single().Images));
+        Assert.That(parsed.Vbds.Single() with { Images = expected.Vbds.Single().Images }, Is.EqualTo(expected.Vbds.Single()));
         Assert.That(parsed.ErrorBuckets.Single(), Is.EqualTo(expected.ErrorBuckets.Single()));
         Assert.That(parsed.WakeupDump, Is.EqualTo(expected.WakeupDump));
         Assert.That((parsed.Pid, parsed.Time, parsed.Log, parsed.Syslog, parsed.ErrorBucketsDropped, parsed.Wakeups),
@@ -46,6 +48,19 @@ public class TapdiskStatsJsonTests
         foreach (var name in new[] { "\"version\": 1", "\"kicksIn\": 3", "\"queues\"", "\"idleMicroseconds\": 1500",
                      "\"xmits\": 3", "\"errorBuckets\"", "\"microseconds\": 123457", "\"wakeups\"", "\"time\": \"2026-11-25T12:00:00.123456Z\"" })
             Assert.That(json, Does.Contain(name));
+    }
+
+    [Test]
+    public void A_snapshot_without_images_from_an_older_worker_reads_as_an_unknown_chain()
+    {
+        var json = Encoding.UTF8.GetString(TapdiskStatsJson.Serialize(Sample()));
+        int start = json.IndexOf("\"images\"", StringComparison.Ordinal);
+        int end = json.IndexOf(']', start) + 1;
+        json = json.Remove(start, end - start).Replace(",\n      \n", "\n", StringComparison.Ordinal);
+        json = System.Text.RegularExpressions.Regex.Replace(json, @",\s*}", "}");
+        Assert.That(TapdiskStatsJson.Parse(Encoding.UTF8.GetBytes(json)).Vbds.Single().Images, Is.Empty);
+        var bad = Encoding.UTF8.GetString(TapdiskStatsJson.Serialize(Sample())).Replace("\"vhd:/srv/base.vhd\"", "7", StringComparison.Ordinal);
+        Assert.That(() => TapdiskStatsJson.Parse(Encoding.UTF8.GetBytes(bad)), Throws.TypeOf<FormatException>().With.Message.Contains("images"));
     }
 
     [Test]

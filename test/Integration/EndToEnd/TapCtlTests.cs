@@ -73,6 +73,9 @@ public sealed class TapCtlTests
             Assert.That(stats.RootElement.GetProperty("stats").GetProperty("pid").GetInt32(), Is.EqualTo(pid));
         }
 
+        // list: the chain the worker has open (from its snapshot), not just the params the controller read.
+        Assert.That((await ListOneAsync(stack)).GetProperty("images").EnumerateArray().Select(i => i.GetString()), Is.EqualTo(new[] { "aio:" + image }));
+
         await stack.TapCtlOkAsync("pause", "-d", "7", "-v", "51712");
         Assert.That(await stack.Xs.ExistsAsync(stack.Backend(7, 51712) + "/pause-done"), Is.True);
         Assert.That((await ListOneAsync(stack)).GetProperty("channel").GetString(), Is.EqualTo("Paused"));

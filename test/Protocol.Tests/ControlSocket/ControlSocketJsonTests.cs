@@ -9,7 +9,7 @@ public sealed class ControlSocketJsonTests
     {
         DomId = 7, DevId = 51712, Backend = "/local/domain/0/backend/tap/7/51712", Cookie = 3, Minor = 1,
         ChannelState = "Running", VbdState = "Unpaused", ShutdownState = "Up", ShutdownForce = true, Pid = 42,
-        Params = "vhd:/a b\n.vhd", ReadOnly = true, NbdSocket = "/run/nbd1.sock", Ring = "/run/ring1",
+        Params = "vhd:/a b\n.vhd", Images = ["vhd:/a b\n.vhd", "vhd:/base.vhd"], ReadOnly = true, NbdSocket = "/run/nbd1.sock", Ring = "/run/ring1",
     };
 
     [Test]
@@ -21,7 +21,9 @@ public sealed class ControlSocketJsonTests
         var list = ControlSocketJson.EncodeList([Sample]);
         Assert.That(Encoding.UTF8.GetString(list).IndexOf('\n'), Is.EqualTo(list.Length - 1), "a newline inside a value is escaped");
         using var doc = ControlSocketJson.DecodeResponse(list.AsSpan(0, list.Length - 1));
-        Assert.That(ControlSocketJson.ReadList(doc.RootElement), Is.EqualTo(new[] { Sample }));
+        var read = ControlSocketJson.ReadList(doc.RootElement).Single();
+        Assert.That(read.Images, Is.EqualTo(Sample.Images), "the open chain, leaf first");
+        Assert.That(read with { Images = Sample.Images }, Is.EqualTo(Sample)); // records compare lists by reference
 
         // An indented snapshot is re-written compactly: the answer stays one line.
         var stats = ControlSocketJson.EncodeStats(Sample, "{\n  \"vbds\": [\n  ]\n}"u8.ToArray());
