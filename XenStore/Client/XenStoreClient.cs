@@ -18,7 +18,6 @@ public sealed class XenStoreClient : XenStoreOperations, IAsyncDisposable
     private readonly XenStoreClientOptions _options;
     private readonly ConcurrentDictionary<string, XenStoreWatch> _watches = new();
     private readonly SemaphoreSlim _reconnectLock = new(1, 1);
-    private readonly Timer _timeoutTimer;
     private volatile XenStoreConnection? _connection;
     private int _nextWatchToken;
     private volatile bool _disposed;
@@ -26,8 +25,6 @@ public sealed class XenStoreClient : XenStoreOperations, IAsyncDisposable
     private XenStoreClient(XenStoreClientOptions options)
     {
         _options = options;
-        _timeoutTimer = new Timer(_ => _connection?.ExpireOverdueCalls(Environment.TickCount64), null,
-            TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(200));
     }
 
     /// <summary>
@@ -296,7 +293,6 @@ public sealed class XenStoreClient : XenStoreOperations, IAsyncDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        await _timeoutTimer.DisposeAsync().ConfigureAwait(false);
         var connection = _connection;
         if (connection != null) await connection.DisposeAsync().ConfigureAwait(false);
         foreach (var token in _watches.Keys)

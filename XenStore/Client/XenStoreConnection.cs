@@ -20,6 +20,12 @@ internal sealed class XenStoreConnection : IAsyncDisposable
     private readonly object _sendLock = new();
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Task _readLoop;
+    // Request timeouts without periodic wake-ups: one timer armed to the earliest deadline of the calls in
+    // flight, disarmed while none has a deadline (an idle client never wakes). Every call shares the
+    // client's timeout, so deadlines grow with send order and a new call rarely needs to re-arm it.
+    private readonly Timer _deadlineTimer;
+    private readonly object _timerLock = new();
+    private long _armedDeadline = long.MaxValue;
     // Frames queued for sending, and the buffer being written. Whoever queues into an idle connection
     // writes (usually completing synchronously), so a call costs no hop to a writer thread, and calls
     // queued meanwhile leave together in the next write.
@@ -38,6 +44,8 @@ internal sealed class XenStoreConnection : IAsyncDisposable
         _target = target;
         _onWatchEvent = onWatchEvent;
         _onLost = onLost;
+        _deadlineTimer = new Timer(static self => ((XenStoreConnection)self!).ExpireOverdueCalls(), this,
+            System.Threading.Timeout.Infinite, System.Threading.Timeout.Infinite);
         _readLoop = Task.Run(ReadLoopAsync);
     }
 
@@ -115,6 +123,7 @@ internal sealed class XenStoreConnection : IAsyncDisposable
         }
         var call = new PendingCall(requestId, timeout);
         _pending[requestId] = call;
+        ArmDeadlineTimer(call.DeadlineTicks);
         bool flush;
         lock (_sendLock)
         {
@@ -140,14 +149,39 @@ internal sealed class XenStoreConnection : IAsyncDisposable
         return call.Task;
     }
 
-    /// <summary>Fails every call whose deadline passed; run periodically by the client.</summary>
-    public void ExpireOverdueCalls(long nowTicks)
+    /// <summary>Makes the deadline timer fire no later than <paramref name="deadline"/> (TickCount64 ms).</summary>
+    private void ArmDeadlineTimer(long deadline)
     {
+        if (deadline == long.MaxValue || Volatile.Read(ref _armedDeadline) <= deadline)
+            return; // no deadline, or the timer already fires at or before it
+        lock (_timerLock)
+        {
+            if (_armedDeadline <= deadline || _closed)
+                return;
+            _armedDeadline = deadline;
+            _deadlineTimer.Change(Math.Max(0, deadline - Environment.TickCount64), System.Threading.Timeout.Infinite);
+        }
+    }
+
+    /// <summary>
+    /// The deadline timer fired: fails every call whose deadline passed and re-arms for the earliest
+    /// remaining one. A call sent meanwhile either is seen here or re-arms the timer itself, because the
+    /// armed deadline is cleared before the scan.
+    /// </summary>
+    private void ExpireOverdueCalls()
+    {
+        lock (_timerLock)
+            _armedDeadline = long.MaxValue;
+        long now = Environment.TickCount64;
+        long next = long.MaxValue;
         foreach (var (id, call) in _pending)
         {
-            if (call.DeadlineTicks <= nowTicks && _pending.TryRemove(id, out _))
+            if (call.DeadlineTicks > now)
+                next = Math.Min(next, call.DeadlineTicks);
+            else if (_pending.TryRemove(id, out _))
                 call.TrySetException(new TimeoutException($"xenstore request {id} to {_target} got no reply within {call.Timeout}"));
         }
+        ArmDeadlineTimer(next);
     }
 
     /// <summary>Writes queued frames until none are left; only one flush runs at a time.</summary>
@@ -233,6 +267,7 @@ internal sealed class XenStoreConnection : IAsyncDisposable
     {
         if (Interlocked.CompareExchange(ref _failure, cause, null) != null) return;
         lock (_sendLock) _closed = true;
+        lock (_timerLock) _deadlineTimer.Dispose();
         _shutdown.Cancel();
         try { _stream.Dispose(); } catch (IOException) { }
         foreach (var id in _pending.Keys)

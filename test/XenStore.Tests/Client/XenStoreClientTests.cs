@@ -148,6 +148,39 @@ public class XenStoreClientTests
         Assert.CatchAsync<OperationCanceledException>(() => call.WaitAsync(Wait));
     }
 
+    /// <summary>
+    /// Timeouts come from one timer armed to the earliest deadline (no periodic tick): a call sent later
+    /// than another still gets its own full timeout after the timer fired for the first, an answered call in
+    /// between is untouched, and no call fails before its deadline.
+    /// </summary>
+    [Test]
+    public async Task Each_call_times_out_at_its_own_deadline_with_the_timer_re_armed_between()
+    {
+        await using var daemon = new ScriptedDaemon(async (peer, h, payload) =>
+        {
+            if (h.Type == XsMessageType.Read && Encoding.UTF8.GetString(payload).TrimEnd('\0') == "/fast")
+                await peer.ReplyAsync(h, "v");
+        });
+        var timeout = TimeSpan.FromMilliseconds(400);
+        await using var client = await XenStoreClient.ConnectAsync(new XenStoreClientOptions { Path = daemon.SocketPath, RequestTimeout = timeout });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var first = client.ReadAsync("/slow1");
+        var firstFailed = first.ContinueWith(_ => clock.Elapsed, TaskScheduler.Default);
+        await Task.Delay(250);
+        var secondSent = clock.Elapsed;
+        var second = client.ReadAsync("/slow2");
+        var secondFailed = second.ContinueWith(_ => clock.Elapsed, TaskScheduler.Default);
+        Assert.That(await client.ReadAsync("/fast").WaitAsync(Wait), Is.EqualTo("v"));
+
+        // The client's own TimeoutException (WaitAsync's would say nothing of a reply).
+        Assert.That(Assert.ThrowsAsync<TimeoutException>(() => first.WaitAsync(Wait))!.Message, Does.Contain("no reply within"));
+        Assert.That(Assert.ThrowsAsync<TimeoutException>(() => second.WaitAsync(Wait))!.Message, Does.Contain("no reply within"));
+        var margin = TimeSpan.FromMilliseconds(5); // the deadline clock counts whole milliseconds
+        Assert.That(await firstFailed, Is.GreaterThanOrEqualTo(timeout - margin), "the first call ran its full timeout");
+        Assert.That(await secondFailed - secondSent, Is.GreaterThanOrEqualTo(timeout - margin), "the later call ran its full timeout too");
+        Assert.That(await client.ReadAsync("/fast").WaitAsync(Wait), Is.EqualTo("v"), "the connection stays usable");
+    }
+
     [Test]
     public async Task RunInTransaction_starts_over_after_EAGAIN_at_commit()
     {
