@@ -54,24 +54,7 @@ public abstract class XenStoreOperations
     public Task WriteAsync(string path, ReadOnlyMemory<byte> value, CancellationToken ct = default)
     {
         CheckPath(path);
-        var client = Owner;
-        var connection = client.Connection();
-        uint id = connection.NextRequestId();
-        var frame = ArrayPool<byte>.Shared.Rent(XsLimits.FrameMax);
-        int length;
-        try
-        {
-            var b = new XsFrameBuilder(frame, XsMessageType.Write, id, TransactionId);
-            b.StringNul(path);
-            b.Bytes(value.Span);
-            length = b.Finish();
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(frame);
-            throw;
-        }
-        return client.CompleteAsync(connection, frame, length, id, XsMessageType.Write, path, ct);
+        return SendFrameAsync(XsMessageType.Write, path, null, value.Span, ct);
     }
 
     /// <summary>MKDIR: makes the node and its parents exist; existing values are kept.</summary>
@@ -139,29 +122,21 @@ public abstract class XenStoreOperations
     /// Sends any request whose payload is NUL-terminated strings (e.g. CONTROL, GET_DOMAIN_PATH) with this
     /// object's tx_id and returns the reply; an ERROR reply throws <see cref="XenStoreException"/>.
     /// </summary>
-    public Task<XenStoreReply> RequestAsync(XsMessageType type, IReadOnlyList<string> arguments, CancellationToken ct = default)
-    {
-        var client = Owner;
-        var connection = client.Connection();
-        uint id = connection.NextRequestId();
-        var frame = ArrayPool<byte>.Shared.Rent(XsLimits.FrameMax);
-        int length;
-        try
-        {
-            var b = new XsFrameBuilder(frame, type, id, TransactionId);
-            foreach (var a in arguments) b.StringNul(a);
-            length = b.Finish();
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(frame);
-            throw;
-        }
-        return client.CompleteAsync(connection, frame, length, id, type, arguments.Count > 0 ? arguments[0] : null, ct);
-    }
+    public Task<XenStoreReply> RequestAsync(XsMessageType type, IReadOnlyList<string> arguments, CancellationToken ct = default) =>
+        SendFrameAsync(type, null, arguments, default, ct);
 
     /// <summary>Sends a request with an arbitrary payload (for tools and tests); an ERROR reply throws.</summary>
-    public Task<XenStoreReply> RequestAsync(XsMessageType type, ReadOnlySpan<byte> payload, CancellationToken ct = default)
+    public Task<XenStoreReply> RequestAsync(XsMessageType type, ReadOnlySpan<byte> payload, CancellationToken ct = default) =>
+        SendFrameAsync(type, null, null, payload, ct);
+
+    /// <summary>
+    /// Builds one frame with this object's tx_id — <paramref name="path"/> and then each of
+    /// <paramref name="arguments"/> NUL-terminated, then <paramref name="raw"/> as is — in a pooled buffer
+    /// whose ownership passes to the connection, and sends it. The path (or first argument) names the
+    /// request in errors.
+    /// </summary>
+    private Task<XenStoreReply> SendFrameAsync(XsMessageType type, string? path, IReadOnlyList<string>? arguments,
+        ReadOnlySpan<byte> raw, CancellationToken ct)
     {
         var client = Owner;
         var connection = client.Connection();
@@ -171,7 +146,12 @@ public abstract class XenStoreOperations
         try
         {
             var b = new XsFrameBuilder(frame, type, id, TransactionId);
-            b.Bytes(payload);
+            if (path != null)
+                b.StringNul(path);
+            if (arguments != null)
+                for (int i = 0; i < arguments.Count; i++)
+                    b.StringNul(arguments[i]);
+            b.Bytes(raw);
             length = b.Finish();
         }
         catch
@@ -179,7 +159,8 @@ public abstract class XenStoreOperations
             ArrayPool<byte>.Shared.Return(frame);
             throw;
         }
-        return client.CompleteAsync(connection, frame, length, id, type, null, ct);
+        var named = path ?? (arguments is { Count: > 0 } ? arguments[0] : null);
+        return client.CompleteAsync(connection, frame, length, id, type, named, ct);
     }
 
     private async Task<IReadOnlyList<string>> DirectoryInPartsAsync(string path, CancellationToken ct)
@@ -209,7 +190,7 @@ public abstract class XenStoreOperations
     private protected Task<XenStoreReply> PathRequestAsync(XsMessageType type, string path, CancellationToken ct)
     {
         CheckPath(path);
-        return RequestAsync(type, [path], ct);
+        return SendFrameAsync(type, path, null, default, ct);
     }
 
     private static void CheckPath(string path)
