@@ -26,6 +26,7 @@ public sealed partial class Supervisor : IAsyncDisposable
     private readonly Channel<object> _events = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly List<TapChannel> _channels = [];
     private readonly ChildReaper _reaper;
+    private readonly FifoPoller _fifoPoller = new();
     private XenStoreClient? _xs;
     private ushort _nextCookie;
     private bool _stopping;
@@ -206,6 +207,7 @@ public sealed partial class Supervisor : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _reaper.Dispose();
+        _fifoPoller.Dispose();
         if (_xs != null) await _xs.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -99,7 +99,7 @@ public sealed partial class Supervisor
                 channel.Link = link;
                 _log.LogInformation("{Channel}: spawned {Program} pid {Pid} on {Write} / {Read}", channel, _launcher.Program, pid, fifos.WritePath, fifos.ReadPath);
                 _reaper.Track(pid);
-                _ = link.ReadLoopAsync((l, m) => Post(new MessageArrived(l, m)), (l, error) => Post(new LinkFailed(l, error)));
+                link.Start(_fifoPoller, (l, m) => Post(new MessageArrived(l, m)), (l, error) => Post(new LinkFailed(l, error)));
                 channel.Channel.Connect(sharedPeerFound: false);
             }
             ArmDeadline(channel);

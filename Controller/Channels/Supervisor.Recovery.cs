@@ -91,7 +91,7 @@ public sealed partial class Supervisor
             }
             channel.Link = link;
             channel.ReportedPid = pid;
-            _ = link.ReadLoopAsync((l, m) => Post(new MessageArrived(l, m)), (l, error) => Post(new LinkFailed(l, error)));
+            link.Start(_fifoPoller, (l, m) => Post(new MessageArrived(l, m)), (l, error) => Post(new LinkFailed(l, error)));
             // pause-done is written only after PAUSE_RSP and removed only after RESUME_RSP: it tells the worker's state.
             channel.Channel.Reattach(workerPaused: await Xs.ExistsAsync(keys.PauseDone).ConfigureAwait(false));
 

@@ -1,7 +1,5 @@
-using System.IO.Pipes;
 using System.Runtime.InteropServices;
 using BlkTapCtrl.Controller.Native;
-using Microsoft.Win32.SafeHandles;
 
 namespace BlkTapCtrl.Controller.Spawning;
 
@@ -9,38 +7,44 @@ namespace BlkTapCtrl.Controller.Spawning;
 /// The FIFO pair of one worker (reference §1.5 step 3): <c>tapctrlwrite&lt;minor&gt;</c> (we write, tapdisk
 /// reads) and <c>tapctrlread&lt;minor&gt;</c> (tapdisk writes, we read) in the run directory, mode 0777, stale
 /// ones replaced, opened read-write and non-blocking so neither open nor a closed peer ever blocks or EOFs.
-/// Reads and writes go through the runtime's epoll engine, so hundreds of idle channels cost no thread.
+/// The descriptors stay raw and non-blocking: <see cref="WorkerLink"/> reads them when the controller's one
+/// <see cref="FifoPoller"/> thread reports them readable and writes them directly (a 280-byte record is atomic).
+/// (.NET's pipe streams would block one pool thread per FIFO in a read: hundreds of channels starved the pool.)
 /// </summary>
 public sealed class ControlFifos : IDisposable
 {
-    private ControlFifos(string writePath, string readPath, PipeStream writer, PipeStream reader)
+    private int _disposed;
+
+    private ControlFifos(string writePath, string readPath, int writeFd, int readFd)
     {
         WritePath = writePath;
         ReadPath = readPath;
-        Writer = writer;
-        Reader = reader;
+        WriteFd = writeFd;
+        ReadFd = readFd;
     }
 
     public string WritePath { get; }
     public string ReadPath { get; }
-    public PipeStream Writer { get; }
-    public PipeStream Reader { get; }
+    /// <summary>tapctrlwrite, O_RDWR|O_NONBLOCK: records to the worker.</summary>
+    public int WriteFd { get; }
+    /// <summary>tapctrlread, O_RDWR|O_NONBLOCK: records from the worker.</summary>
+    public int ReadFd { get; }
 
     public static ControlFifos Create(string runDir, int minor)
     {
         var (write, read) = Paths(runDir, minor);
         MakeFifo(write);
         MakeFifo(read);
-        PipeStream? writer = null;
+        int writer = -1;
         try
         {
-            writer = Open(write, PipeDirection.Out);
-            var reader = Open(read, PipeDirection.In);
+            writer = Open(write);
+            int reader = Open(read);
             return new ControlFifos(write, read, writer, reader);
         }
         catch
         {
-            writer?.Dispose();
+            if (writer >= 0) Libc.close(writer);
             Unlink(write);
             Unlink(read);
             throw;
@@ -55,18 +59,18 @@ public sealed class ControlFifos : IDisposable
     public static ControlFifos OpenExisting(string runDir, int minor)
     {
         var (write, read) = Paths(runDir, minor);
-        PipeStream? writer = null, reader = null;
+        int writer = -1, reader = -1;
         try
         {
-            writer = Open(write, PipeDirection.Out);
-            reader = Open(read, PipeDirection.In);
+            writer = Open(write);
+            reader = Open(read);
             DiscardPending(reader, read);
             return new ControlFifos(write, read, writer, reader);
         }
         catch
         {
-            writer?.Dispose();
-            reader?.Dispose();
+            if (writer >= 0) Libc.close(writer);
+            if (reader >= 0) Libc.close(reader);
             throw;
         }
     }
@@ -75,9 +79,8 @@ public sealed class ControlFifos : IDisposable
     public static (string Write, string Read) Paths(string runDir, int minor) =>
         (Path.Combine(runDir, $"tapctrlwrite{minor}"), Path.Combine(runDir, $"tapctrlread{minor}"));
 
-    private static unsafe void DiscardPending(PipeStream reader, string path)
+    private static unsafe void DiscardPending(int fd, string path)
     {
-        int fd = (int)reader.SafePipeHandle.DangerousGetHandle();
         byte* buffer = stackalloc byte[4096];
         while (true)
         {
@@ -99,12 +102,12 @@ public sealed class ControlFifos : IDisposable
         Libc.chmod(path, 0x1ff); // 0777 regardless of umask, as the original
     }
 
-    private static PipeStream Open(string path, PipeDirection direction)
+    private static int Open(string path)
     {
         int fd = Libc.open(path, Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
         if (fd < 0)
             throw new IOException($"open {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
-        return new AnonymousPipeClientStream(direction, new SafePipeHandle(fd, ownsHandle: true));
+        return fd;
     }
 
     private static void Unlink(string path)
@@ -115,8 +118,9 @@ public sealed class ControlFifos : IDisposable
     /// <summary>Closes both FIFOs and removes them from the run directory.</summary>
     public void Dispose()
     {
-        Writer.Dispose();
-        Reader.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Libc.close(WriteFd);
+        Libc.close(ReadFd);
         Unlink(WritePath);
         Unlink(ReadPath);
     }

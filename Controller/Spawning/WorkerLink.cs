@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using BlkTapCtrl.Controller.Native;
 using BlkTapCtrl.Protocol.Control;
 
 namespace BlkTapCtrl.Controller.Spawning;
@@ -14,7 +16,14 @@ public sealed class WorkerLink : IDisposable
 
     private readonly ControlFifos _fifos;
     private readonly byte[] _sendBuffer = new byte[ControlMessage.Size];
-    private readonly CancellationTokenSource _stop = new();
+    private readonly byte[] _record = new byte[ControlMessage.Size];
+    private readonly Lock _gate = new();
+    private int _filled;
+    private long _partialSince;
+    private Timer? _partialTimer;
+    private FifoPoller? _poller;
+    private Action<WorkerLink, ControlMessage>? _onMessage;
+    private Action<WorkerLink, string>? _onReadFailure;
     private bool _disposed;
 
     public WorkerLink(ControlFifos fifos, int pid, int minor)
@@ -39,85 +48,143 @@ public sealed class WorkerLink : IDisposable
     public bool IsDisposed => _disposed;
 
     /// <summary>
-    /// Reads 280-byte records until the link is disposed. A record begun but not finished within the
-    /// 2 s limit is reported as a read failure. Records are delivered in order on the caller's behalf.
+    /// Starts reading 280-byte records as <paramref name="poller"/> reports the FIFO readable, until the link is
+    /// disposed. Whole records go to <paramref name="onMessage"/> in order (on the poller's thread: post, do not
+    /// work there). A record begun but not finished within the 2 s limit is a read failure, after which the link
+    /// reads no more.
     /// </summary>
-    public async Task ReadLoopAsync(Action<WorkerLink, ControlMessage> onMessage, Action<WorkerLink, string> onReadFailure)
+    public void Start(FifoPoller poller, Action<WorkerLink, ControlMessage> onMessage, Action<WorkerLink, string> onReadFailure)
     {
-        var record = new byte[ControlMessage.Size];
-        var token = _stop.Token;
-        try
+        lock (_gate)
         {
-            while (!token.IsCancellationRequested)
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _poller = poller;
+            _onMessage = onMessage;
+            _onReadFailure = onReadFailure;
+            poller.Add(_fifos.ReadFd, OnReadable);
+        }
+        OnReadable(); // anything already waiting
+    }
+
+    private unsafe void OnReadable()
+    {
+        lock (_gate)
+        {
+            while (!_disposed && _onMessage != null)
             {
-                int got = await _fifos.Reader.ReadAsync(record.AsMemory(0, ControlMessage.Size), token).ConfigureAwait(false);
-                if (got <= 0) { onReadFailure(this, "control FIFO closed"); return; }
-                if (got < ControlMessage.Size)
+                nint n;
+                fixed (byte* p = _record)
+                    n = Libc.read(_fifos.ReadFd, p + _filled, ControlMessage.Size - _filled);
+                if (n < 0)
                 {
-                    using var limit = CancellationTokenSource.CreateLinkedTokenSource(token);
-                    limit.CancelAfter(MessageTimeout);
-                    try
-                    {
-                        while (got < ControlMessage.Size)
-                        {
-                            int n = await _fifos.Reader.ReadAsync(record.AsMemory(got), limit.Token).ConfigureAwait(false);
-                            if (n <= 0) { onReadFailure(this, "control FIFO closed mid-message"); return; }
-                            got += n;
-                        }
-                    }
-                    catch (OperationCanceledException) when (!token.IsCancellationRequested)
-                    {
-                        onReadFailure(this, $"reading message: timed out after {got} of {ControlMessage.Size} bytes");
-                        return;
-                    }
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == Libc.EINTR) continue;
+                    if (errno != Libc.EAGAIN) FailLocked("reading message: " + Libc.ErrorText(errno));
+                    else if (_filled > 0) ArmPartialDeadlineLocked();
+                    return;
                 }
+                if (n == 0) { FailLocked("control FIFO closed"); return; } // cannot happen on an O_RDWR FIFO
+                _filled += (int)n;
+                if (_filled < ControlMessage.Size) continue;
+                _filled = 0;
                 ControlMessage message;
                 try
                 {
-                    message = ControlMessage.Read(record);
+                    message = ControlMessage.Read(_record);
                 }
                 catch (ControlProtocolException e)
                 {
-                    onReadFailure(this, "reading message: " + e.Message);
+                    _onReadFailure?.Invoke(this, "reading message: " + e.Message);
                     continue;
                 }
-                onMessage(this, message);
+                _onMessage(this, message);
             }
-        }
-        catch (OperationCanceledException) { }
-        catch (ObjectDisposedException) { }
-        catch (IOException e) when (!_disposed)
-        {
-            onReadFailure(this, "reading message: " + e.Message);
         }
     }
 
+    private void ArmPartialDeadlineLocked()
+    {
+        long since = Environment.TickCount64;
+        _partialSince = since;
+        _partialTimer ??= new Timer(static s => ((WorkerLink)s!).OnPartialDeadline(), this, Timeout.Infinite, Timeout.Infinite);
+        _partialTimer.Change(MessageTimeout, Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnPartialDeadline()
+    {
+        lock (_gate)
+        {
+            if (_disposed || _filled == 0 || Environment.TickCount64 - _partialSince < (long)MessageTimeout.TotalMilliseconds - 50)
+                return;
+            FailLocked($"reading message: timed out after {_filled} of {ControlMessage.Size} bytes");
+        }
+    }
+
+    private void FailLocked(string error)
+    {
+        var onFailure = _onReadFailure;
+        _onMessage = null; // read no more
+        _poller?.Remove(_fifos.ReadFd);
+        onFailure?.Invoke(this, error);
+    }
+
     /// <summary>
-    /// Sends one record within 2 s. A FIFO write of 280 bytes is atomic (below PIPE_BUF), so a timeout
-    /// never leaves half a record behind. Throws <see cref="IOException"/> on failure (−EIO in the original).
+    /// Sends one record within 2 s. A FIFO write of 280 bytes is atomic (below PIPE_BUF): it is written whole
+    /// at once, or not at all while the worker has left the pipe full — then the send waits for room, never
+    /// leaving half a record behind. Throws <see cref="IOException"/> on failure (−EIO in the original).
     /// </summary>
-    public async Task SendAsync(ControlMessage message)
+    public Task SendAsync(ControlMessage message)
     {
         if (_disposed || Exited)
             throw new IOException("tapdisk is gone");
         message.WriteTo(_sendBuffer);
-        using var limit = new CancellationTokenSource(MessageTimeout);
-        try
+        return TryWrite() ? Task.CompletedTask : SendWhenRoomAsync();
+    }
+
+    private unsafe bool TryWrite()
+    {
+        while (true)
         {
-            await _fifos.Writer.WriteAsync(_sendBuffer, limit.Token).ConfigureAwait(false);
+            nint n;
+            fixed (byte* p = _sendBuffer)
+                n = Libc.write(_fifos.WriteFd, p, ControlMessage.Size);
+            if (n == ControlMessage.Size) return true;
+            int errno = Marshal.GetLastPInvokeError();
+            if (n < 0 && errno == Libc.EINTR) continue;
+            if (n < 0 && errno == Libc.EAGAIN) return false;
+            throw new IOException(n < 0 ? Libc.ErrorText(errno) : $"short write of {n} bytes");
         }
-        catch (OperationCanceledException)
+    }
+
+    /// <summary>The rare slow path (the worker is not reading): wait for room off the main loop, at most 2 s.</summary>
+    private async Task SendWhenRoomAsync()
+    {
+        long deadline = Environment.TickCount64 + (long)MessageTimeout.TotalMilliseconds;
+        while (true)
         {
-            throw new IOException($"timed out after {MessageTimeout.TotalSeconds:0} s (tapdisk is not reading)");
+            long left = deadline - Environment.TickCount64;
+            if (left <= 0 || !await Task.Run(() => WaitWritable((int)left)).ConfigureAwait(false))
+                throw new IOException($"timed out after {MessageTimeout.TotalSeconds:0} s (tapdisk is not reading)");
+            if (_disposed) throw new IOException("tapdisk is gone");
+            if (TryWrite()) return;
         }
+    }
+
+    private unsafe bool WaitWritable(int timeoutMs)
+    {
+        var pfd = new Libc.PollFd { Fd = _fifos.WriteFd, Events = Libc.POLLOUT };
+        return Libc.poll(&pfd, 1, timeoutMs) > 0 && (pfd.Revents & Libc.POLLOUT) != 0;
     }
 
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
-        _stop.Cancel();
-        _fifos.Dispose();
-        _stop.Dispose();
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _poller?.Remove(_fifos.ReadFd);
+            _partialTimer?.Dispose();
+            _fifos.Dispose();
+        }
     }
 }

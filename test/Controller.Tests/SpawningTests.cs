@@ -119,7 +119,8 @@ public class SpawningTests
         Assert.That(ControlMessage.Read(record), Is.EqualTo(ControlMessage.Simple(ControlMessageType.Pid, 9)));
 
         var received = new TaskCompletionSource<ControlMessage>();
-        _ = link.ReadLoopAsync((_, m) => received.TrySetResult(m), (_, e) => received.TrySetException(new IOException(e)));
+        using var poller = new FifoPoller();
+        link.Start(poller, (_, m) => received.TrySetResult(m), (_, e) => received.TrySetException(new IOException(e)));
         ControlMessage.PidResponse(9, 4242).WriteTo(record);
         // Written in two pieces: the reader reassembles records.
         await workerOut.WriteAsync(record.AsMemory(0, 100));
@@ -137,5 +138,58 @@ public class SpawningTests
         });
         Assert.That(failure!.Message, Does.Contain("timed out"));
         Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)));
+    }
+
+    [Test]
+    public async Task A_record_left_half_written_for_2_s_is_a_read_failure_naming_the_bytes()
+    {
+        using var dir = new TempDir();
+        using var fifos = ControlFifos.Create(dir.Path, 6);
+        using var link = new WorkerLink(fifos, pid: 0, minor: 6);
+        using var poller = new FifoPoller();
+        var failed = new TaskCompletionSource<string>();
+        link.Start(poller, (_, m) => failed.TrySetException(new AssertionException($"unexpected {m}")), (_, e) => failed.TrySetResult(e));
+        await using var workerOut = new FileStream(fifos.ReadPath, FileMode.Open, FileAccess.Write);
+        await workerOut.WriteAsync(new byte[100]);
+        await workerOut.FlushAsync();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.That(await failed.Task.WaitAsync(TimeSpan.FromSeconds(10)), Is.EqualTo("reading message: timed out after 100 of 280 bytes"));
+        Assert.That(sw.Elapsed, Is.GreaterThan(TimeSpan.FromSeconds(1.5)));
+    }
+
+    [Test]
+    public async Task With_200_idle_links_a_reply_on_the_last_one_arrives_at_once()
+    {
+        // The runtime's pipe streams blocked a pool thread per FIFO read: with 200 channels the reads queued behind
+        // each other, and replies (PAUSE_RSP, CLOSE_RSP) waited seconds for the pool to grow. Links now wait in the
+        // poller's one epoll_wait, so no idle channel holds up another.
+        using var dir = new TempDir();
+        using var poller = new FifoPoller();
+        var links = new List<WorkerLink>();
+        var received = new TaskCompletionSource<(int Minor, ControlMessage Message)>();
+        try
+        {
+            for (int minor = 1; minor <= 200; minor++)
+            {
+                var link = new WorkerLink(ControlFifos.Create(dir.Path, minor), pid: 0, minor);
+                links.Add(link);
+                link.Start(poller, (l, m) => received.TrySetResult((l.Minor, m)), (_, e) => received.TrySetException(new IOException(e)));
+            }
+            await using (var workerOut = new FileStream(links[^1].ReadFifo, FileMode.Open, FileAccess.Write))
+            {
+                var record = new byte[ControlMessage.Size];
+                ControlMessage.Simple(ControlMessageType.CloseResponse, 200).WriteTo(record);
+                await workerOut.WriteAsync(record);
+            }
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var (minorSeen, message) = await received.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.That((minorSeen, message), Is.EqualTo((200, ControlMessage.Simple(ControlMessageType.CloseResponse, 200))));
+            Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(1)), "delivered without waiting for threads");
+        }
+        finally
+        {
+            foreach (var link in links) link.Dispose();
+        }
+        Assert.That(Directory.GetFiles(dir.Path), Is.Empty, "every FIFO unlinked");
     }
 }

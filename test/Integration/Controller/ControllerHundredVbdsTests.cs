@@ -34,4 +34,33 @@ public class ControllerHundredVbdsTests
         Assert.That(h.Log.Split('\n').Count(l => l.Contains("destroyed")), Is.EqualTo(count));
         Assert.That(h.Log, Does.Not.Contain("[ERR]"));
     }
+
+    [Test]
+    public async Task Sigterm_with_50_vbds_closes_them_all_at_once_and_exits_0_as_soon_as_the_workers_answer()
+    {
+        // A stop deadline far beyond the test's own limit: finishing in time proves the stop ended because every
+        // worker answered CLOSE and exited, not because the deadline killed them.
+        await using var h = await ControllerHarness.StartAsync((string?)null, "--pid-timeout", "120", "--wait-timeout", "120", "--stop-timeout", "300");
+        string image = h.MakeImage("shared.img", 64);
+        const int count = 50;
+        var paths = new List<string>();
+        for (int dev = 1; dev <= count; dev++)
+            paths.Add(await h.CreateVbdAsync(4, dev, "aio:" + image, mode: "r"));
+        var pids = new List<int>();
+        foreach (var p in paths)
+            pids.Add(ControllerHarness.ParsePid(await h.WaitForKeyAsync(p + "/tapdisk-pid", TimeSpan.FromSeconds(180))));
+
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.That(await h.StopControllerAsync(TimeSpan.FromSeconds(60)), Is.Zero, "clean stop");
+        TestContext.Out.WriteLine($"SIGTERM with {count} VBDs → exit in {sw.ElapsedMilliseconds} ms");
+
+        Assert.That(pids.Where(ControllerHarness.ProcessExists), Is.Empty, "every worker exited");
+        var log = h.Log;
+        Assert.That(log, Does.Contain($"stopping: closing {count} VBDs"));
+        Assert.That(pids.Count(pid => log.Contains($"reaped tapdisk pid {pid} (exited with status 0)", StringComparison.Ordinal)),
+            Is.EqualTo(count), "each worker answered CLOSE and exited cleanly; its exit was collected");
+        Assert.That(log, Does.Not.Contain("did not close within"), "nobody needed the deadline's SIGKILL");
+        Assert.That(await h.RunDirLeftoversAsync(), Is.Empty, "no FIFO, socket or pid file left");
+        Assert.That(log, Does.Not.Contain("[ERR]"));
+    }
 }
