@@ -16,6 +16,8 @@ public sealed class DefaultImageDriverFactory : IImageDriverFactory
         {
             case DriverType.Aio:
                 return AioImageDriver.Open(name, flags, context, out driver);
+            case DriverType.Vhd:
+                return VhdImageDriver.Open(name, flags, context, out driver);
             case DriverType.Ram:
                 return RamImageDriver.Open(name, flags, context, out driver);
             default:

@@ -23,7 +23,15 @@ public interface IImageDriver : IDisposable
     string Describe();
 }
 
-public sealed record ImageParent(string Name, DriverType Type);
+/// <param name="ExpectedUuid">The identity the child recorded for its parent (a differencing VHD's parent
+/// UUID): the chain refuses a parent whose <see cref="IImageIdentity.Uuid"/> differs. Null ⇒ not checked.</param>
+public sealed record ImageParent(string Name, DriverType Type, Guid? ExpectedUuid = null);
+
+/// <summary>Drivers whose images carry an identity a child can name (a VHD footer's UUID).</summary>
+public interface IImageIdentity
+{
+    Guid Uuid { get; }
+}
 
 /// <summary>Opens drivers; the engine tests wrap the real factory to inject faults.</summary>
 public interface IImageDriverFactory

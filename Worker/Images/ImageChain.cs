@@ -66,6 +66,15 @@ public sealed class ImageChain
                 context.Log.Error(err, "tapdisk_image_open_chain", $"failed to open {type.ToString().ToLowerInvariant()}:{name}");
                 return err;
             }
+            if (images.Count > 0 && images[^1].Driver.Parent?.ExpectedUuid is { } expected
+                && driver is IImageIdentity identity && identity.Uuid != expected)
+            {
+                driver.Dispose();
+                CloseAll(images);
+                context.Log.Error(Errno.EINVAL, "tapdisk_image_open_chain",
+                    $"{images[^1].Name} records parent {expected} but {name} is {identity.Uuid}");
+                return -Errno.EINVAL;
+            }
             var image = new Image(name, type, flagsForThis, driver);
             if (images.Count > 0) images[^1].Parent = image;
             images.Add(image);

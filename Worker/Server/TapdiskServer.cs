@@ -20,6 +20,7 @@ public sealed class TapdiskServer : IDisposable
     private IoQueue? _aio;
     private IoQueue? _sync;
     private IoQueue? _uring;
+    private IoQueue? _custom;
     private bool _hadVbd;
     private bool _stop;
     private readonly HashSet<ushort> _watchdogDumped = new();
@@ -80,6 +81,15 @@ public sealed class TapdiskServer : IDisposable
     /// <summary>The shared queue of a backend kind, created on first use (io_uring ⇒ native AIO ⇒ synchronous when unavailable).</summary>
     public IoQueue QueueFor(IoBackendKind kind)
     {
+        if (Options.QueueFactory != null)
+        {
+            if (_custom == null)
+            {
+                _custom = Options.QueueFactory(kind, Loop);
+                _queues.Add(_custom);
+            }
+            return _custom;
+        }
         if (kind == IoBackendKind.IoUring && _uring == null)
         {
             try

@@ -38,4 +38,10 @@ public sealed class TapdiskServerOptions
         "uring" or "io_uring" => IoBackendKind.IoUring,
         _ => null,
     };
+
+    /// <summary>
+    /// Tests: builds the I/O queue for a backend kind instead of the real one (an instrumented or
+    /// fault-injecting backend under the real drivers). Null ⇒ lio/rwio.
+    /// </summary>
+    public Func<IoBackendKind, EventLoop, IO.IoQueue>? QueueFactory { get; init; }
 }
