@@ -112,6 +112,7 @@ public sealed class VhdEngine : IDisposable, IVbdControlReplies
         // As the server does after a frontend's callback: hand the queued I/O to the backend now (a
         // native AIO loop would otherwise sleep in epoll until its watchdog bound).
         Server.SubmitAll();
+        Vbd.Kick();
     }
 
     public byte[] Read(long sector, int sectors)
