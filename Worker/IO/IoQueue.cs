@@ -100,16 +100,30 @@ public abstract class IoQueue : IDisposable
         }
     }
 
-    /// <summary>Puts a merged run back at the front of the deferred FIFO (the backend had no room).</summary>
+    /// <summary>
+    /// Puts a merged run back at the front of the deferred FIFO (the backend had no room). With several
+    /// refused runs, requeue the last one first so they keep their order.
+    /// </summary>
     protected void Requeue(IoRequest head)
     {
-        var parts = new Stack<IoRequest>();
-        for (var p = head; p != null; p = p.NextPart) parts.Push(p);
-        while (parts.TryPop(out var p))
+        // The parts go to the front last to first so the run keeps its order. Reversing the part chain in
+        // place (rather than collecting it in a stack) keeps this path — a full kernel queue under load —
+        // free of allocations like the rest of the request path.
+        IoRequest? reversed = null;
+        for (var p = head; p != null;)
         {
-            p.NextPart = null;
+            var next = p.NextPart;
+            p.NextPart = reversed;
+            reversed = p;
+            p = next;
+        }
+        while (reversed != null)
+        {
+            var next = reversed.NextPart;
+            reversed.NextPart = null;
             _inFlight--;
-            _deferred.Prepend(p);
+            _deferred.Prepend(reversed);
+            reversed = next;
         }
     }
 

@@ -100,4 +100,48 @@ public class IoQueueTests
         for (int i = 0; i < 10; i++) Assert.That(buf.Span[i * 4096], Is.EqualTo((byte)(i * 2 * 3)));
         Assert.That(queue.IsIdle, Is.True);
     }
+
+    /// <summary>A backend whose kernel queue is full on the first submission (io_submit's EAGAIN): every run is requeued.</summary>
+    private sealed class FullOnceQueue() : IoQueue(64)
+    {
+        public bool Full = true;
+        public override string Name => "full-once";
+
+        protected override void SubmitMerged(ref IoRequestList heads)
+        {
+            var taken = new List<IoRequest>();
+            while (heads.Take() is { } head) taken.Add(head);
+            if (Full)
+                for (int i = taken.Count - 1; i >= 0; i--) Requeue(taken[i]); // last refused run first, as lio does
+            else
+                foreach (var head in taken) CompleteMerged(head, -Errno.EIO);
+        }
+
+        public void RefillAfterRoom() => Refill();
+    }
+
+    [Test]
+    public void A_refused_merged_run_goes_back_to_the_front_of_the_deferred_fifo_in_order_and_each_part_completes_once()
+    {
+        var results = new Results();
+        using var queue = new FullOnceQueue();
+        var reqs = new IoRequest[4];
+        for (int i = 0; i < 4; i++)
+        {
+            reqs[i] = new IoRequest();
+            long offset = i < 3 ? i * 512 : 8192; // three adjacent parts, then one apart
+            reqs[i].Set(3, IoOperation.Read, 4096 + (nint)offset, 512, offset, results);
+            queue.Enqueue(reqs[i]);
+        }
+        queue.Submit();
+        Assert.That((queue.Queued, queue.Deferred, queue.InFlight), Is.EqualTo((0, 4, 0)), "both runs requeued, parts apart again");
+
+        queue.Full = false;
+        queue.RefillAfterRoom();
+        queue.Submit();
+        Assert.That(queue.SubmittedCount, Is.EqualTo(4), "two runs each time");
+        Assert.That(results.Done.Select(d => d.Request), Is.EqualTo(reqs), "every part once, in the order queued");
+        Assert.That(results.Done.Select(d => d.Result), Has.All.EqualTo(-Errno.EIO));
+        Assert.That(queue.IsIdle, Is.True);
+    }
 }
