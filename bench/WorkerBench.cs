@@ -129,8 +129,8 @@ public static partial class WorkerBench
             long t0 = Stopwatch.GetTimestamp();
             int pid = launcher.Spawn(fifos);
             ControlMessage.Simple(ControlMessageType.Pid, (ushort)minor).WriteTo(buf);
-            await fifos.Writer.WriteAsync(buf);
-            var reply = await Receive(fifos, buf);
+            Send(fifos, buf);
+            var reply = Receive(fifos, buf);
             double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             if (reply.Type != ControlMessageType.PidResponse || reply.Pid != pid)
                 throw new InvalidOperationException($"{name}: expected PID_RSP({pid}), got {reply.Type} pid {reply.Pid}");
@@ -139,20 +139,18 @@ public static partial class WorkerBench
             if (i % 5 == 0) // idle RSS on every fifth worker: OPEN a raw image, let it settle, read VmRSS
             {
                 ControlMessage.Open((ushort)minor, DriverType.Aio, image, ControlOpenFlags.None, StorageType.Ext, (uint)minor, 1).WriteTo(buf);
-                await fifos.Writer.WriteAsync(buf);
-                var open = await Receive(fifos, buf);
+                Send(fifos, buf);
+                var open = Receive(fifos, buf);
                 if (open.Type != ControlMessageType.OpenResponse) throw new InvalidOperationException($"{name}: OPEN got {open.Type}");
                 await Task.Delay(200);
                 rssKiB.Add(VmRssKiB(pid));
             }
             ControlMessage.Simple(ControlMessageType.Close, (ushort)minor).WriteTo(buf);
-            await fifos.Writer.WriteAsync(buf);
-            var close = await Receive(fifos, buf);
+            Send(fifos, buf);
+            var close = Receive(fifos, buf);
             if (close.Type != ControlMessageType.CloseResponse) throw new InvalidOperationException($"{name}: CLOSE got {close.Type}");
             int status = Reap(pid);
             if (status != 0) throw new InvalidOperationException($"{name}: worker {pid} exited with wait status {status}");
-            File.Delete(fifos.WritePath);
-            File.Delete(fifos.ReadPath);
         }
         startMs.Sort();
         rssKiB.Sort();
@@ -165,13 +163,44 @@ public static partial class WorkerBench
                           $"  (target ≤ {RssTargetMiB} MiB: ratio {rss / RssTargetMiB:F2})");
     }
 
+    // As the controller's WorkerLink: a 280-byte record is one atomic write() to the non-blocking FIFO, and the
+    // reply is read when the FIFO polls readable (the controller's FifoPoller thread does the same with epoll).
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-    private static async Task<ControlMessage> Receive(ControlFifos fifos, byte[] buf)
+    private static unsafe void Send(ControlFifos fifos, byte[] record)
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await fifos.Reader.ReadExactlyAsync(buf, cts.Token);
-        return ControlMessage.Read(buf);
+        fixed (byte* p = record)
+            if (write(fifos.WriteFd, p, record.Length) != record.Length)
+                throw new IOException($"write {fifos.WritePath} failed");
     }
+
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static unsafe ControlMessage Receive(ControlFifos fifos, byte[] record)
+    {
+        int got = 0;
+        long deadline = Environment.TickCount64 + 10_000;
+        fixed (byte* p = record)
+        {
+            while (got < record.Length)
+            {
+                var pfd = new PollFd { Fd = fifos.ReadFd, Events = 1 /* POLLIN */ };
+                int wait = (int)Math.Max(0, deadline - Environment.TickCount64);
+                if (poll(&pfd, 1, wait) == 0) throw new TimeoutException($"no reply on {fifos.ReadPath} within 10 s");
+                nint n = read(fifos.ReadFd, p + got, record.Length - got);
+                if (n > 0) got += (int)n;
+            }
+        }
+        return ControlMessage.Read(record);
+    }
+
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc")]
+    private static unsafe partial int poll(PollFd* fds, nuint count, int timeoutMs);
 
     private static double Percentile(List<double> sorted, int p) =>
         sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p / 100.0 * sorted.Count) - 1)];
