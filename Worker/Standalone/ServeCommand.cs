@@ -8,7 +8,7 @@ using BlkTapCtrl.Worker.Vbd;
 namespace BlkTapCtrl.Worker.Standalone;
 
 /// <summary>
-/// <c>tapdisk serve &lt;type:path&gt; --nbd unix:PATH|tcp:HOST:PORT [--readonly] [--backend aio|sync|uring]
+/// <c>tapdisk serve &lt;type:path&gt; --nbd unix:PATH|tcp:HOST:PORT [--readonly] [--backend uring|aio|sync]
 /// [--cache none|writeback] [--export-name NAME]</c>: one image exported over NBD without a
 /// controller, like qemu-nbd. Prints <c>listening on &lt;endpoint&gt;</c> per endpoint (with the real
 /// port when 0 was asked) and runs until SIGTERM/SIGINT, then closes the VBD cleanly and exits 0.
@@ -17,7 +17,7 @@ public static class ServeCommand
 {
     public const string Usage =
         "usage: tapdisk serve <aio|ram|vhd>:<path> [--nbd unix:PATH|tcp:HOST:PORT …] [--ring unix:PATH] [--readonly] " +
-        "[--backend aio|sync|uring] [--cache none|writeback] [--export-name NAME] [--syslog-socket PATH] [--log-dir DIR]";
+        "[--backend uring|aio|sync] [--cache none|writeback] [--export-name NAME] [--syslog-socket PATH] [--log-dir DIR]";
 
     /// <param name="RingSocket">Unix socket of a shared-memory blkif ring device (<c>--ring unix:PATH</c>), or null.</param>
     public sealed record Options(DriverType Type, string Path, IReadOnlyList<NbdEndpoint> Endpoints, bool ReadOnly,
@@ -29,7 +29,7 @@ public static class ServeCommand
         string? image = null;
         var endpoints = new List<NbdEndpoint>();
         bool readOnly = false, writeback = false;
-        var backend = IoBackendKind.LinuxAio;
+        var backend = IoBackendKind.IoUring;
         string exportName = "";
         string? ring = null;
         for (int i = 0; i < args.Count; i++)

@@ -11,6 +11,8 @@ public class NbdTransmissionTests
     [TestCase(IoBackendKind.LinuxAio, false)]
     [TestCase(IoBackendKind.Synchronous, true)]
     [TestCase(IoBackendKind.Synchronous, false)]
+    [TestCase(IoBackendKind.IoUring, true)]
+    [TestCase(IoBackendKind.IoUring, false)]
     public void Writes_reach_the_file_and_reads_return_it(IoBackendKind backend, bool structured)
     {
         using var h = new NbdFrontendHarness(backend: backend);

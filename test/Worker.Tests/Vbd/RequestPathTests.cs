@@ -57,6 +57,7 @@ public class RequestPathTests
 
     [TestCase(IoBackendKind.Synchronous)]
     [TestCase(IoBackendKind.LinuxAio)]
+    [TestCase(IoBackendKind.IoUring)]
     public void CA36385_tio_backends_are_selectable_per_VBD(IoBackendKind kind)
     {
         using var h = new EngineHarness(backend: kind);
@@ -66,7 +67,7 @@ public class RequestPathTests
             Assert.That(h.LogLines, Has.Some.Contains("native AIO unavailable"));
             Assert.Inconclusive("native AIO contexts exhausted on this machine: " + string.Join(" | ", h.LogLines));
         }
-        Assert.That(h.Vbd.Io.Name, Is.EqualTo(kind == IoBackendKind.Synchronous ? "rwio" : "lio"));
+        Assert.That(h.Vbd.Io.Name, Is.EqualTo(kind switch { IoBackendKind.Synchronous => "rwio", IoBackendKind.IoUring => "uring", _ => "lio" }));
         h.SubmitAndProcess(VbdOperation.Read, 33, 8);
         h.IterateUntil(() => h.Frontend.Answers.Count == 1, 100);
         Assert.That(h.Frontend.Answers[0].Error, Is.Zero);
