@@ -9,8 +9,8 @@ namespace BlkTapCtrl.Integration.Tests.Worker;
 /// <c>lvchange</c> executable that logs every activation. OPEN and RESUME with storage LVM reactivate the
 /// chain; a middle volume whose uuid is not the one the leaf records makes RESUME fail with ERROR; once the
 /// right volume is back, RESUME answers RESUME_RSP.
-/// <para>The reactivation walk reads the VHD metadata itself, so the VBD is opened with the aio driver and the
-/// test does not depend on the vhd driver (with it, <see cref="DriverType.Vhd"/> would serve the same chain).</para>
+/// <para>The reactivation walk reads the VHD metadata itself (any driver); here the vhd driver then opens the
+/// chain it validated.</para>
 /// </summary>
 [TestFixture]
 public class TapdiskLvmReactivationTests
@@ -46,21 +46,21 @@ public class TapdiskLvmReactivationTests
             ["TAPDISK_LVM_RETRY_MS"] = "20",
         });
         Assert.That((await tap.RequestAsync(ControlMessage.Simple(ControlMessageType.Pid, 4))).Type, Is.EqualTo(ControlMessageType.PidResponse));
-        var open = await tap.RequestAsync(ControlMessage.Open(4, DriverType.Aio, vbdPath, ControlOpenFlags.None, StorageType.Lvm, 1, 1));
-        Assert.That(open.Type, Is.EqualTo(ControlMessageType.OpenResponse), tap.Process.StdErr);
+        var open = await tap.RequestAsync(ControlMessage.Open(4, DriverType.Vhd, vbdPath, ControlOpenFlags.None, StorageType.Lvm, 1, 1));
+        Assert.That((open.Type, open.Sectors), Is.EqualTo((ControlMessageType.OpenResponse, 8UL * 2048)), tap.Process.StdErr);
         string[] walk = [$"-ay --refresh {vbdPath}", $"-ay --refresh {M(Mid)}", $"-ay --refresh {M(Base)}"];
         Assert.That(lvchange.Calls, Is.EqualTo(walk), "OPEN activates the leaf, then each parent named by its MACX locator");
 
         Assert.That((await tap.RequestAsync(ControlMessage.Simple(ControlMessageType.Pause, 4))).Type, Is.EqualTo(ControlMessageType.PauseResponse));
         File.Move(M(Mid), dir["good-mid"]);
         File.Move(M("wrong-mid"), M(Mid));
-        var refused = await tap.RequestAsync(ControlMessage.Resume(4, DriverType.Aio, vbdPath));
+        var refused = await tap.RequestAsync(ControlMessage.Resume(4, DriverType.Vhd, vbdPath));
         Assert.That((refused.Type, refused.Cookie), Is.EqualTo((ControlMessageType.Error, (ushort)4)), "the middle's uuid is not the leaf's parent uuid");
         Assert.That(lvchange.Calls.Skip(3), Is.EqualTo(Enumerable.Repeat(walk[..2], 10).SelectMany(w => w)),
             "ten walks, each restarted at the leaf, none going past the wrong middle");
 
         File.Move(dir["good-mid"], M(Mid), overwrite: true);
-        var resumed = await tap.RequestAsync(ControlMessage.Resume(4, DriverType.Aio, vbdPath));
+        var resumed = await tap.RequestAsync(ControlMessage.Resume(4, DriverType.Vhd, vbdPath));
         Assert.That(resumed.Type, Is.EqualTo(ControlMessageType.ResumeResponse), tap.Process.StdErr);
         Assert.That(lvchange.Calls.TakeLast(3), Is.EqualTo(walk));
 
@@ -93,7 +93,7 @@ public class TapdiskLvmReactivationTests
             ["TAPDISK_LVM_RETRY_MS"] = "20",
         });
         await tap.RequestAsync(ControlMessage.Simple(ControlMessageType.Pid, 1));
-        var open = await tap.RequestAsync(ControlMessage.Open(1, DriverType.Aio, M(Leaf), ControlOpenFlags.None, StorageType.Lvm, 1, 1));
+        var open = await tap.RequestAsync(ControlMessage.Open(1, DriverType.Vhd, M(Leaf), ControlOpenFlags.None, StorageType.Lvm, 1, 1));
         Assert.That(open.Type, Is.EqualTo(ControlMessageType.OpenResponse), tap.Process.StdErr);
         Assert.That(lvchange.Calls, Is.EqualTo(new[]
         {
