@@ -136,6 +136,7 @@ public class MappingTests
         var path = dir["w.vhd"];
         VhdCreator.Create(path, new VhdCreateOptions { SizeBytes = 12 << 20 });
         var model = new byte[12 << 20];
+        var back = new byte[model.Length]; // one read-back buffer: a fresh 12 MiB array per step costs page faults
         var rnd = new Random(9);
         (long Sector, int Sectors)[] writes =
         [
@@ -158,7 +159,6 @@ public class MappingTests
             Assert.That(again.OpenedFromBackupFooter, Is.False, $"primary footer valid after the write at {sector}");
             Assert.That(new FileInfo(path).Length, Is.EqualTo(again.EndOfData + 512), "the file ends with the footer after the data");
             Assert.That(VhdChecker.Check(path).Problems, Is.Empty);
-            var back = new byte[model.Length];
             again.Read(0, back);
             Assert.That(back.AsSpan().SequenceEqual(model), Is.True, $"content after the write at {sector}");
         }
