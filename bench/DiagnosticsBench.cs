@@ -33,10 +33,14 @@ public static partial class DiagnosticsBench
         return ts.Seconds + ts.Nanoseconds / 1e9;
     }
 
-    private enum Mode { Disabled, Default, BlockedSyslog }
+    // SendPerLine: the default diagnostics but every error line sent on its own at once (how errors went out before
+    // the worker's loop batched them into one sendmmsg per pass) — the before/after of that change, side by side.
+    private enum Mode { Disabled, Default, SendPerLine, BlockedSyslog }
 
     // Best of several short interleaved runs: on a shared 2-core machine the maximum is the least noisy figure.
     private static readonly int Rounds = Environment.GetEnvironmentVariable("BENCH_DEBUG") != null ? 1 : 7;
+
+    private static readonly Mode[] Modes = [Mode.Disabled, Mode.Default, Mode.SendPerLine, Mode.BlockedSyslog];
 
     public static int Run(string[] args)
     {
@@ -50,7 +54,7 @@ public static partial class DiagnosticsBench
         }
         Console.WriteLine($"tapdisk datapath, aio:/dev/full, sync backend, 4 KiB requests, queue depth 16, {seconds}s per run, best of {Rounds} interleaved runs; CPU per request is the robust figure on a shared machine");
         // Warm-up: let tiered JIT reach its optimised code for every path before anything is measured.
-        foreach (var mode in new[] { Mode.Disabled, Mode.Default, Mode.BlockedSyslog })
+        foreach (var mode in Modes)
             Measure(mode, errorEvery, 0.5);
         foreach (int every in new[] { 0, errorEvery })
         {
@@ -59,7 +63,7 @@ public static partial class DiagnosticsBench
             var dropped = new Dictionary<Mode, long>();
             for (int round = 0; round < Rounds; round++)
             {
-                foreach (var mode in new[] { Mode.Disabled, Mode.Default, Mode.BlockedSyslog })
+                foreach (var mode in Modes)
                 {
                     var (rate, nanos, drops) = Measure(mode, every, seconds);
                     best[mode] = Math.Max(best.GetValueOrDefault(mode), rate);
@@ -87,7 +91,7 @@ public static partial class DiagnosticsBench
         // does it read the syslog socket (a daemon that keeps up). Blocked: nobody ever reads it.
         using var idle = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         idle.Bind(new UnixDomainSocketEndPoint(Path.Combine(dir, "idle")));
-        var watched = mode == Mode.Default ? daemon : idle;
+        var watched = mode is Mode.Default or Mode.SendPerLine ? daemon : idle;
         var reader = new Thread(() =>
         {
             var buf = new byte[2048];
@@ -100,6 +104,8 @@ public static partial class DiagnosticsBench
         using var server = new TapdiskServer(new TapdiskServerOptions { Backend = IoBackendKind.Synchronous, Log = log });
         WorkerDiagnostics? diagnostics = mode == Mode.Disabled ? null : new WorkerDiagnostics(server,
             new WorkerDiagnosticsOptions { SyslogSocket = Path.Combine(dir, "log"), LogDir = Path.Combine(dir, "logs") });
+        if (mode == Mode.SendPerLine && diagnostics?.LogFile is { } file)
+            file.SyslogFlushedByLoop = false;
         using var memory = new AlignedBuffer(16 * 4096);
         var frontend = new LoopFrontend();
         var vbd = server.CreateVbd(1);

@@ -42,6 +42,13 @@ public sealed class TapdiskLogFile : IDisposable
         _file = new FileStream(TemporaryPath, FileMode.Create, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
     }
 
+    /// <summary>
+    /// Set by an owner whose event loop calls <see cref="SyslogClient.Flush"/> at the end of every pass (the worker):
+    /// error lines are then queued for that flush (<see cref="SyslogClient.LogDeferred"/>) instead of each costing a
+    /// send of its own on the datapath.
+    /// </summary>
+    public bool SyslogFlushedByLoop { get; set; }
+
     public string TemporaryPath { get; }
 
     public string SavedPath { get; }
@@ -171,7 +178,8 @@ public sealed class TapdiskLogFile : IDisposable
     {
         Errors++;
         AppendLineLocked(text);
-        _syslog?.Log(SyslogSeverity.Error, text);
+        if (SyslogFlushedByLoop) _syslog?.LogDeferred(SyslogSeverity.Error, text);
+        else _syslog?.Log(SyslogSeverity.Error, text);
         Buckets.Add(errno, origin, text, Timeval.FromDateTimeOffset(_clock.GetUtcNow()));
     }
 

@@ -79,6 +79,28 @@ internal sealed class SyslogRing
         return true;
     }
 
+    /// <summary>The ring's storage, for sending packets straight from it (offsets from <see cref="PeekMany"/>).</summary>
+    public byte[] Buffer => _buffer;
+
+    /// <summary>
+    /// Up to <paramref name="destination"/>.Length of the oldest packets as (offset, length) in <see cref="Buffer"/>,
+    /// oldest first, left in place until dequeued.
+    /// </summary>
+    public int PeekMany(Span<(int Offset, int Length)> destination)
+    {
+        int n = 0, head = _head, left = Count;
+        while (n < destination.Length && left > 0)
+        {
+            if (_buffer.Length - head < HeaderBytes || BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(head)) == WrapMarker)
+                head = 0;
+            int length = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(head));
+            destination[n++] = (head + HeaderBytes, length);
+            head += HeaderBytes + length;
+            left--;
+        }
+        return n;
+    }
+
     public void Dequeue()
     {
         if (Count == 0)

@@ -64,6 +64,12 @@ public sealed class WorkerDiagnostics : IDisposable
             }
         };
         log.PreciousRequested = OnDebugDump;
+        // Errors on the datapath are queued for syslog and leave together when the pass ends (one sendmmsg).
+        if (_logFile != null)
+        {
+            _logFile.SyslogFlushedByLoop = true;
+            server.IterationEnded = _syslog.Flush;
+        }
 
         // WRITE interest only while the ring holds packets: masked otherwise, so the fd is not even polled.
         _writableEvent = server.Loop.Register(EventMode.Write, _syslog.FileDescriptor, 0,
@@ -169,6 +175,7 @@ public sealed class WorkerDiagnostics : IDisposable
         var log = _server.Log;
         log.ErrorSink = null;
         log.PreciousRequested = null;
+        _server.IterationEnded = null;
         log.Sink = static (_, line) => Console.Error.WriteLine(line);
         _logFile?.Close();
         if (StatsPath != null)

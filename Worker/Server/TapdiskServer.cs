@@ -135,6 +135,9 @@ public sealed class TapdiskServer : IDisposable
         while (Running) Iterate();
     }
 
+    /// <summary>Runs at the end of every iteration (the diagnostics flush the syslog lines the pass queued).</summary>
+    public Action? IterationEnded { get; set; }
+
     /// <summary>One server iteration (reference §3.3).</summary>
     public void Iterate()
     {
@@ -155,6 +158,7 @@ public sealed class TapdiskServer : IDisposable
         }
         SubmitAll();
         for (int i = 0; i < _vbds.Count; i++) _vbds[i].Kick();
+        IterationEnded?.Invoke();
     }
 
     /// <summary>Hands every queued I/O to its backend, until nothing is queued (synchronous completions refill).</summary>

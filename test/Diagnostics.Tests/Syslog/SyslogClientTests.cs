@@ -78,6 +78,44 @@ public class SyslogClientTests
     }
 
     [Test]
+    public void CA_34846_deferred_lines_leave_together_at_the_flush_in_order_with_immediate_ones_and_through_a_blocked_daemon()
+    {
+        using var dir = new TempDir();
+        using var daemon = new FakeSyslogDaemon(dir["log"]);
+        using var client = Client(daemon.Path);
+        var changes = new List<bool>();
+        client.WantsWritableChanged += changes.Add;
+
+        // The datapath queues its error lines; nothing is sent until the loop's pass ends.
+        client.LogDeferred(SyslogSeverity.Error, "first");
+        client.LogDeferred(SyslogSeverity.Error, "second");
+        Assert.That(daemon.Receive(TimeSpan.FromMilliseconds(100)), Is.Null, "queued, not sent yet");
+        Assert.That(client.Statistics.Queued, Is.EqualTo(2));
+        client.Flush();
+        Assert.That(daemon.ReceiveAll(Quiet).Select(FakeSyslogDaemon.Text), Is.EqualTo(new[] { "first", "second" }));
+        Assert.That(client.Statistics.Transmits, Is.EqualTo(2));
+
+        // An immediate line never overtakes deferred ones: they leave first.
+        client.LogDeferred(SyslogSeverity.Error, "third");
+        client.Log(SyslogSeverity.Warning, "fourth");
+        Assert.That(daemon.ReceiveAll(Quiet).Select(FakeSyslogDaemon.Text), Is.EqualTo(new[] { "third", "fourth" }));
+
+        // A daemon that does not read: the flush leaves the rest queued and asks the loop to watch for WRITE once.
+        const int count = 300;
+        for (int i = 0; i < count; i++)
+            client.LogDeferred(SyslogSeverity.Error, $"burst {i}");
+        client.Flush();
+        Assert.That(client.WantsWritable, Is.True);
+        Assert.That(changes, Is.EqualTo(new[] { true }));
+        client.Flush(); // a later pass does not retry: the WRITE event does
+        var got = DrainThroughClient(daemon, client);
+        Assert.That(got, Is.EqualTo(Enumerable.Range(0, count).Select(i => $"burst {i}")));
+        Assert.That(changes, Is.EqualTo(new[] { true, false }));
+        Assert.That(client.Statistics.Transmits, Is.EqualTo(4 + count));
+        Assert.That(client.Statistics.Dropped, Is.Zero);
+    }
+
+    [Test]
     public void CA_34846_flood_drops_when_the_ring_is_full_and_reports_the_drop_after_the_survivors()
     {
         using var dir = new TempDir();
