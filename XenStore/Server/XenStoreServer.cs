@@ -40,15 +40,21 @@ public sealed class XenStoreServer : IAsyncDisposable
         var dir = Path.GetDirectoryName(_options.SocketPath);
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
         RemoveStaleSocket(_options.SocketPath);
+        // Bound and listening under a temporary name, then renamed into place: whoever sees the socket file
+        // can connect at once (a client racing between bind() and listen() would be refused).
+        string staging = Path.Combine(string.IsNullOrEmpty(dir) ? "." : dir, $".xenstored.{Environment.ProcessId}.sock");
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(_options.SocketPath));
+            File.Delete(staging);
+            listener.Bind(new UnixDomainSocketEndPoint(staging));
             listener.Listen(512);
+            File.Move(staging, _options.SocketPath, overwrite: true);
         }
         catch
         {
             listener.Dispose();
+            try { File.Delete(staging); } catch (IOException) { }
             throw;
         }
         _listener = listener;
