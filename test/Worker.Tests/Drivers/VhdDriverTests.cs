@@ -63,7 +63,7 @@ public class VhdDriverTests
         using (var e = new VhdEngine(path, backend: backend))
         {
             e.RequireOpen();
-            RandomTraffic(e, model, 40, 7);
+            RandomTraffic(e, model, 25, 7);
             Assert.That(e.ReadAll(), Is.EqualTo(model), "whole disk through the driver");
             e.Close();
             Assert.That(e.Vbd.Counters.Retries, Is.Zero, "no EBUSY ping-pong while blocks are allocated");
