@@ -55,6 +55,7 @@ public class VhdDriverTests
 
     [TestCase(IoBackendKind.Synchronous)]
     [TestCase(IoBackendKind.LinuxAio)]
+    [TestCase(IoBackendKind.IoUring)]
     public void Dynamic_disk_reads_and_writes_match_a_model_and_the_image_checks_clean(IoBackendKind backend)
     {
         using var dir = new TempDir("vhdd");
@@ -80,6 +81,7 @@ public class VhdDriverTests
 
     [TestCase(IoBackendKind.Synchronous)]
     [TestCase(IoBackendKind.LinuxAio)]
+    [TestCase(IoBackendKind.IoUring)]
     public void Three_deep_chain_reads_fall_through_and_writes_land_in_the_leaf(IoBackendKind backend)
     {
         using var dir = new TempDir("vhdc");

@@ -29,7 +29,7 @@ public sealed class VhdEngine : IDisposable, IVbdControlReplies
         Func<IoBackendKind, EventLoop, IoQueue>? queueFactory = null, ImageOpenFlags flags = ImageOpenFlags.None, int memoryBytes = 8 << 20)
     {
         var log = new WorkerLog { Sink = (_, line) => LogLines.Add(line) };
-        IClock clock = backend == IoBackendKind.LinuxAio && queueFactory == null ? MonotonicClock.Instance : new VirtualClock();
+        IClock clock = backend != IoBackendKind.Synchronous && queueFactory == null ? MonotonicClock.Instance : new VirtualClock();
         Server = new TapdiskServer(new TapdiskServerOptions { Clock = clock, Backend = backend, Log = log, QueueFactory = queueFactory });
         Memory = new AlignedBuffer(memoryBytes);
         Vbd = Server.CreateVbd(1);
