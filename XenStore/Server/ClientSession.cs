@@ -39,6 +39,18 @@ public abstract class ClientSession
     /// </summary>
     protected internal abstract bool Send(XsHeader header, ReadOnlySpan<byte> payload);
 
+    /// <summary>
+    /// Sends what <see cref="Send"/> queued, without blocking: the engine calls it, outside its lock, for
+    /// every other client a request gave watch events to, so events leave from the handling path with no
+    /// wake-up of a writer. Transports that send in <see cref="Send"/> itself need nothing here.
+    /// </summary>
+    protected internal virtual void SendQueuedNow()
+    {
+    }
+
+    /// <summary>Set by the watch registry when an event was queued and the session still needs a send.</summary>
+    internal bool AwaitingSend { get; set; }
+
     /// <summary>Asks the transport to drop the client; the reason is logged.</summary>
     protected abstract void OnDisconnectRequested(string reason);
 

@@ -4,11 +4,18 @@ using BlkTapCtrl.Protocol.XenStore;
 namespace BlkTapCtrl.XenStore.Server;
 
 /// <summary>
-/// A connection's unsent replies and events, as one growing byte buffer that the writer swaps out whole (one
-/// send for everything queued). Bounded in bytes: <see cref="TryEnqueue"/> refuses beyond the limit and
-/// the connection is then dropped. Also counts queued frames so the reader can stop taking requests from a
+/// A connection's unsent replies and events, as one growing byte buffer that is swapped out whole (one send
+/// for everything queued). Bounded in bytes: <see cref="TryEnqueue"/> refuses beyond the limit and the
+/// connection is then dropped. Also counts queued frames so the reader can stop taking requests from a
 /// client that does not read its replies.
 /// </summary>
+/// <remarks>
+/// Queuing does not wake the writer task: whoever queued (the handling path) sends at once with
+/// <see cref="TryTake"/>, because a wake-up per event is a thread hop that costs watch latency on a busy
+/// machine. The writer task only takes over what could not be sent without blocking (<see cref="HandOff"/>)
+/// and what was queued while another send was in progress (<see cref="Release"/> wakes it). Only one
+/// holder of taken bytes exists at a time, so frames leave in the order they were queued.
+/// </remarks>
 internal sealed class OutboundQueue : IDisposable
 {
     private readonly object _lock = new();
@@ -23,15 +30,16 @@ internal sealed class OutboundQueue : IDisposable
     private int _drainBelow;
     private bool _closed;
     private bool _writingNow;
+    private ArraySegment<byte> _handedOff;
 
     public OutboundQueue(int maxBytes) => _maxBytes = maxBytes;
 
     /// <summary>Frames queued or being written.</summary>
     public int PendingFrames { get { lock (_lock) return _frames + _inFlightFrames; } }
 
+    /// <summary>Queues a frame; the caller must then try to send it (<see cref="TryTake"/>).</summary>
     public bool TryEnqueue(XsHeader header, ReadOnlySpan<byte> payload)
     {
-        TaskCompletionSource? wake;
         lock (_lock)
         {
             if (_closed) return true;
@@ -48,16 +56,13 @@ internal sealed class OutboundQueue : IDisposable
             payload.CopyTo(_buffer.AsSpan(_length + XsHeader.Size));
             _length += size;
             _frames++;
-            wake = _dataWaiter;
-            _dataWaiter = null;
         }
-        wake?.TrySetResult();
         return true;
     }
 
     /// <summary>
-    /// Waits for queued bytes and takes them all; call <see cref="Release"/> with the buffer once written.
-    /// Returns an empty segment when the queue is closed.
+    /// For the writer task: waits for bytes handed off or left queued and takes them; call
+    /// <see cref="Release"/> with the buffer once written. Returns an empty segment when the queue is closed.
     /// </summary>
     public async ValueTask<ArraySegment<byte>> TakeAsync(CancellationToken ct)
     {
@@ -66,6 +71,12 @@ internal sealed class OutboundQueue : IDisposable
             Task wait;
             lock (_lock)
             {
+                if (_handedOff.Count > 0)
+                {
+                    var rest = _handedOff;
+                    _handedOff = default;
+                    return rest;
+                }
                 if (_length > 0 && !_writingNow) return TakeLocked();
                 if (_closed && _length == 0 && !_writingNow) return default;
                 _dataWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -76,8 +87,9 @@ internal sealed class OutboundQueue : IDisposable
     }
 
     /// <summary>
-    /// Takes everything queued if nobody is writing right now, so the reader can send its client's replies
-    /// itself after a batch of requests instead of waking the writer.
+    /// Takes everything queued if nobody is writing right now, so the handling path sends replies and events
+    /// itself instead of waking the writer. Whoever holds taken bytes ends with <see cref="Release"/> or
+    /// <see cref="HandOff"/>.
     /// </summary>
     public bool TryTake(out ArraySegment<byte> taken)
     {
@@ -103,6 +115,22 @@ internal sealed class OutboundQueue : IDisposable
         _frames = 0;
         _writingNow = true;
         return taken;
+    }
+
+    /// <summary>
+    /// Passes the unsent rest of taken bytes (the socket buffer is full) to the writer task, which waits until
+    /// the client reads; frames queued meanwhile stay behind it, so per-connection order is kept.
+    /// </summary>
+    public void HandOff(ArraySegment<byte> rest)
+    {
+        TaskCompletionSource? writer;
+        lock (_lock)
+        {
+            _handedOff = rest;
+            writer = _dataWaiter;
+            _dataWaiter = null;
+        }
+        writer?.TrySetResult();
     }
 
     /// <summary>Returns a buffer from <see cref="TakeAsync"/> or <see cref="TryTake"/> after it was written.</summary>

@@ -5,9 +5,11 @@ namespace BlkTapCtrl.XenStore.Server;
 
 /// <summary>
 /// One client on the unix socket (dom0, like every socket client of Xen's daemon). A reader reassembles
-/// frames and hands each to the engine; a writer sends whatever the engine queued. A client sending an
-/// oversized frame, or not reading what it is sent, is disconnected with the reason logged; the others
-/// never notice.
+/// frames and hands each to the engine. What the engine queues is sent by the handling path with
+/// non-blocking sends (the reader after each batch of its client's requests; another client's reader right
+/// after a request that gave this client watch events); a writer task takes over only what the socket
+/// cannot take yet. A client sending an oversized frame, or not reading what it is sent, is disconnected
+/// with the reason logged; the others never notice.
 /// </summary>
 internal sealed class SocketSession : ClientSession
 {
@@ -25,6 +27,9 @@ internal sealed class SocketSession : ClientSession
         _quotas = quotas;
         _log = log;
         _output = new OutboundQueue(quotas.OutputBytesPerConnection);
+        // Synchronous sends return at once when the socket buffer is full (async receive and send work as
+        // before): no thread that handles a request ever waits for a client to read.
+        _socket.Blocking = false;
     }
 
     public async Task RunAsync(CancellationToken serverStopping)
@@ -65,13 +70,13 @@ internal sealed class SocketSession : ClientSession
                     _engine.Handle(this, header, payload.Span);
                     if (_output.PendingFrames >= _quotas.OutstandingRequestsPerConnection)
                     {
-                        await FlushAsync().ConfigureAwait(false);
+                        SendQueuedNow();
                         // Back-pressure: this client reads its replies before we take more of its requests.
                         await _output.WaitBelowAsync(_quotas.OutstandingRequestsPerConnection / 2, _stop.Token).ConfigureAwait(false);
                     }
                 }
-                // Send this batch's replies from here (usually completing at once) rather than waking the writer.
-                await FlushAsync().ConfigureAwait(false);
+                // This batch's replies (and events for this client) leave together in one write.
+                SendQueuedNow();
             }
         }
         catch (XsProtocolException e)
@@ -89,19 +94,28 @@ internal sealed class SocketSession : ClientSession
         }
     }
 
-    private async ValueTask FlushAsync()
+    /// <summary>
+    /// Sends everything queued with non-blocking writes; what the socket cannot take now goes to the writer
+    /// task. Does nothing while another send is in progress: that one's <see cref="OutboundQueue.Release"/>
+    /// wakes the writer for what was queued meanwhile.
+    /// </summary>
+    protected internal override void SendQueuedNow()
     {
         if (!_output.TryTake(out var chunk)) return;
+        int sent = 0;
         try
         {
-            int sent = 0;
             while (sent < chunk.Count)
-                sent += await _socket.SendAsync(chunk.AsMemory(sent), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+            {
+                int n = _socket.Send(chunk.AsSpan(sent), SocketFlags.None, out var error);
+                // Would block, or failed: the writer waits for room, or meets the same failure and stops.
+                if (error != SocketError.Success || n <= 0) break;
+                sent += n;
+            }
         }
-        finally
-        {
-            _output.Release(chunk);
-        }
+        catch (ObjectDisposedException) { }
+        if (sent == chunk.Count) _output.Release(chunk);
+        else _output.HandOff(chunk.Slice(sent));
     }
 
     private async Task WriteLoopAsync()

@@ -7,8 +7,10 @@ namespace BlkTapCtrl.XenStore.Server;
 /// <summary>
 /// The store: the tree, transactions, watches and domains, answering one request at a time under a single
 /// lock (requests are microseconds; a lock keeps every client's view consistent and the code obvious).
-/// Replies and events are queued on the sessions, never written to sockets here, so a slow client cannot
-/// stall the engine. A rejected request changes nothing.
+/// Replies and events are queued on the sessions, never written to sockets under the lock; after it, the
+/// events go out to the watching sessions at once without blocking (a client whose socket is full gets the
+/// rest from its own writer), so a slow client cannot stall the engine or the others. A rejected request
+/// changes nothing.
 /// </summary>
 public sealed partial class StoreEngine
 {
@@ -21,6 +23,7 @@ public sealed partial class StoreEngine
     private readonly EditLog _edit = new();
     private readonly EditLog _scratchEdit = new();
     private readonly byte[] _reply = new byte[XsLimits.PayloadMax];
+    [ThreadStatic] private static List<ClientSession>? t_toSend;
     private Node _root;
     private uint _lastTransactionId;
     private long _changeCount;
@@ -54,8 +57,14 @@ public sealed partial class StoreEngine
     internal Node Root { get { lock (_lock) return _root; } }
 
     /// <summary>Answers one request from <paramref name="session"/>: exactly one reply, then any watch events.</summary>
+    /// <remarks>
+    /// The reply, and events for <paramref name="session"/> itself, stay queued: its reader sends them after
+    /// the batch of requests it is handling, in one write. Other watchers get their events here, each in one
+    /// write, before this returns.
+    /// </remarks>
     public void Handle(ClientSession session, XsHeader header, ReadOnlySpan<byte> payload)
     {
+        var toSend = t_toSend ??= [];
         lock (_lock)
         {
             _edit.Clear();
@@ -80,7 +89,15 @@ public sealed partial class StoreEngine
             }
             foreach (var (path, removal) in _edit.Events) _watches.Fire(path, removal);
             _edit.Clear();
+            foreach (var watcher in _watches.AwaitingSend)
+            {
+                watcher.AwaitingSend = false;
+                if (watcher != session) toSend.Add(watcher);
+            }
+            _watches.AwaitingSend.Clear();
         }
+        foreach (var watcher in toSend) watcher.SendQueuedNow();
+        toSend.Clear();
     }
 
     /// <summary>Forgets a client: its watches go and its open transactions are discarded.</summary>

@@ -22,6 +22,9 @@ internal sealed class WatchRegistry
 
     public int Count { get; private set; }
 
+    /// <summary>Sessions given events since the engine last took this list; it sends to them after its lock.</summary>
+    public List<ClientSession> AwaitingSend { get; } = [];
+
     public bool Contains(ClientSession session, string absolutePath, string token) =>
         _byPath.TryGetValue(absolutePath, out var list) && list.Exists(w => w.Session == session && w.Token == token);
 
@@ -96,5 +99,10 @@ internal sealed class WatchRegistry
         if (n > XsLimits.PayloadMax) return; // a deep path with a huge token cannot be framed; never exceed the limit
         if (!session.Send(new XsHeader(XsMessageType.WatchEvent, 0, 0, (uint)n), _scratch.AsSpan(0, n)))
             session.RequestDisconnect("its watch events are not being read (output queue full)");
+        else if (!session.AwaitingSend)
+        {
+            session.AwaitingSend = true;
+            AwaitingSend.Add(session);
+        }
     }
 }
