@@ -28,7 +28,7 @@ public sealed partial class Supervisor
                 await ReportFatalAsync(channel, text).ConfigureAwait(false);
             }
             else
-                _log.LogInformation("{Channel}: tapdisk pid {Pid} exited", channel, exit.Pid);
+                _log.LogInformation("{Channel}: tapdisk pid {Pid} {Exit}", channel, exit.Pid, exit.ToString());
             DetachWorker(channel, stopIfLast: false);
             RemoveDeadWorkerExports(channel);
             channel.Channel.Fire(ChannelTrigger.ChildExited);

@@ -86,6 +86,25 @@ public sealed class ControllerHarness : IAsyncDisposable
     /// <summary>The controller's output so far (Serilog console sink writes to stderr).</summary>
     public string Log => Controller.StdErr + Controller.StdOut;
 
+    /// <summary>
+    /// The controller logged worker <paramref name="pid"/>'s clean exit: as the channel's (SIGCHLD before CLOSE_RSP)
+    /// or as a reaped worker's (after it) — which one is the scheduler's choice on a loaded machine.
+    /// </summary>
+    public static bool LoggedCleanExit(string log, int pid) =>
+        log.Contains($"reaped tapdisk pid {pid} (exited with status 0)", StringComparison.Ordinal)
+        || log.Contains($"tapdisk pid {pid} exited with status 0", StringComparison.Ordinal);
+
+    public async Task WaitForCleanExitAsync(int pid, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!LoggedCleanExit(Log, pid))
+        {
+            if (sw.Elapsed > timeout)
+                Assert.Fail($"blktapctrl did not log the clean exit of tapdisk pid {pid} within {timeout}:\n{Log}");
+            await Task.Delay(20);
+        }
+    }
+
     public async Task WaitForLogAsync(string text, TimeSpan timeout)
     {
         var sw = Stopwatch.StartNew();

@@ -33,7 +33,7 @@ public class ControllerLifecycleTests
 
         await h.ToolstackWriteAsync(p + "/tapdisk-request", "shutdown-normal");
         await h.WaitUntilAsync(() => Task.FromResult(!ControllerHarness.ProcessExists(pid)), "tapdisk to exit after CLOSE");
-        await h.WaitForLogAsync($"reaped tapdisk pid {pid} (exited with status 0)", TimeSpan.FromSeconds(10));
+        await h.WaitForCleanExitAsync(pid, TimeSpan.FromSeconds(30));
 
         await h.ToolstackRemoveAsync(p);
         await h.WaitForLogAsync("destroyed", TimeSpan.FromSeconds(10));

@@ -49,7 +49,7 @@ public class ControllerScaleAndFailureTests
         await using var h = await ControllerHarness.StartAsync(
             h => h.Script("slow-tapdisk", $"sleep 1\nexec {Testing.RepoPaths.Executable("tapdisk")} \"$@\""));
         string p = await h.CreateVbdAsync(5, 1, "aio:" + h.MakeImage("d.img", 64));
-        await h.WaitForLogAsync("sent pid", TimeSpan.FromSeconds(20));
+        await h.WaitForLogAsync("sent pid", TimeSpan.FromSeconds(60));
         await h.ToolstackWriteAsync(p + "/pause", "");
 
         await h.WaitForKeyAsync(p + "/pause-done");

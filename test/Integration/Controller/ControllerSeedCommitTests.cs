@@ -140,7 +140,7 @@ public class ControllerSeedCommitTests
         await h.WaitUntilAsync(() => Task.FromResult(!ControllerHarness.ProcessExists(pid)), "tapdisk to exit");
         await h.WaitForLogAsync("destroyed", TimeSpan.FromSeconds(10));
         Assert.That(h.Log, Does.Contain("sent close"));
-        await h.WaitForLogAsync($"reaped tapdisk pid {pid} (exited with status 0)", TimeSpan.FromSeconds(10));
+        await h.WaitForCleanExitAsync(pid, TimeSpan.FromSeconds(30));
         Assert.That(h.Log, Does.Not.Contain("died with status"));
         Assert.That(File.ReadAllBytes(image).All(b => b == 0x5a), Is.True, "image intact");
         Assert.That(await h.RunDirLeftoversAsync(), Is.Empty);
