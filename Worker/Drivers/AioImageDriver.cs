@@ -16,16 +16,13 @@ public sealed class AioImageDriver : IImageDriver, IIoCompletion, IImageAllocati
     public const int RequestRecords = 352;
     /// <summary>What the original reports for an empty file (sic).</summary>
     public const ulong EmptyImageSectors = 16836057;
-    private const int DirectAlignment = 512;
 
     private readonly string _path;
     private readonly IoQueue _io;
     private readonly AioTap[] _free;
     private int _freeCount;
+    private readonly ImageDataFile _file;
     private readonly int _fd;
-    private readonly bool _direct;
-    private readonly bool _readOnly;
-    private int _bufferedFd = -1;
     private bool _disposed;
 
     private sealed class AioTap : IoRequest
@@ -33,12 +30,11 @@ public sealed class AioImageDriver : IImageDriver, IIoCompletion, IImageAllocati
         public TapRequest Tap;
     }
 
-    private AioImageDriver(string path, int fd, bool direct, bool readOnly, ulong sectors, IoQueue io)
+    private AioImageDriver(string path, ImageDataFile file, ulong sectors, IoQueue io)
     {
         _path = path;
-        _fd = fd;
-        _direct = direct;
-        _readOnly = readOnly;
+        _file = file;
+        _fd = file.Fd;
         Sectors = sectors;
         _io = io;
         _free = new AioTap[RequestRecords];
@@ -49,38 +45,25 @@ public sealed class AioImageDriver : IImageDriver, IIoCompletion, IImageAllocati
     public ulong Sectors { get; }
     public uint SectorSize => 512;
     public ImageParent? Parent => null;
-    public bool IsDirect => _direct;
+    public bool IsDirect => _file.IsDirect;
     public int FreeRecords => _freeCount;
 
     public static int Open(string path, ImageOpenFlags flags, DriverContext context, out IImageDriver? driver)
     {
         driver = null;
-        bool readOnly = (flags & ImageOpenFlags.ReadOnly) != 0;
-        int mode = (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC;
-        bool buffered = (flags & ImageOpenFlags.Buffered) != 0;
-        int fd = LibC.open(path, mode | (buffered ? 0 : LibC.O_DIRECT), 0);
-        bool direct = fd >= 0 && !buffered;
-        if (fd < 0 && LibC.LastErrno == Errno.EINVAL)
-        {
-            context.Log.Info("tdaio_open", $"{path}: O_DIRECT refused, using buffered I/O");
-            fd = LibC.open(path, mode, 0);
-        }
-        if (fd < 0)
-        {
-            int errno = LibC.LastErrno;
-            context.Log.Error(errno, "tdaio_open", $"failed to open {path}");
-            return -errno;
-        }
-        long size = LibC.lseek(fd, 0, LibC.SEEK_END);
+        int err = ImageDataFile.Open(path, (flags & ImageOpenFlags.ReadOnly) != 0, (flags & ImageOpenFlags.Buffered) != 0,
+            "tdaio_open", context.Log, out var file);
+        if (err != 0) return err;
+        long size = LibC.lseek(file!.Fd, 0, LibC.SEEK_END);
         if (size < 0)
         {
             int errno = LibC.LastErrno;
-            LibC.close(fd);
+            file.Dispose();
             return -errno;
         }
         ulong sectors = (ulong)size / 512;
         if (sectors == 0) sectors = EmptyImageSectors;
-        driver = new AioImageDriver(path, fd, direct, readOnly, sectors, context.Io);
+        driver = new AioImageDriver(path, file, sectors, context.Io);
         return 0;
     }
 
@@ -111,16 +94,8 @@ public sealed class AioImageDriver : IImageDriver, IIoCompletion, IImageAllocati
 
     private int PickFd(in TapRequest request)
     {
-        if (!_direct || request.Operation == VbdOperation.Flush) return _fd;
-        bool aligned = request.Buffer % DirectAlignment == 0 && request.ByteOffset % DirectAlignment == 0
-            && request.ByteLength % DirectAlignment == 0;
-        if (aligned) return _fd;
-        if (_bufferedFd < 0)
-        {
-            _bufferedFd = LibC.open(_path, (_readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC, 0);
-            if (_bufferedFd < 0) return -LibC.LastErrno;
-        }
-        return _bufferedFd;
+        if (request.Operation == VbdOperation.Flush) return _fd;
+        return _file.FdFor(request.Buffer, request.ByteLength, request.ByteOffset);
     }
 
     public void OnIoCompleted(IoRequest request, int result)
@@ -161,13 +136,12 @@ public sealed class AioImageDriver : IImageDriver, IIoCompletion, IImageAllocati
         return AllocationState.Data;
     }
 
-    public string Describe() => $"aio {_path}: {Sectors} sectors, {(_direct ? "O_DIRECT" : "buffered")}, {RequestRecords - _freeCount} busy";
+    public string Describe() => $"aio {_path}: {Sectors} sectors, {(_file.IsDirect ? "O_DIRECT" : "buffered")}, {RequestRecords - _freeCount} busy";
 
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        LibC.close(_fd);
-        if (_bufferedFd >= 0) LibC.close(_bufferedFd);
+        _file.Dispose();
     }
 }

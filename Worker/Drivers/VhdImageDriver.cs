@@ -32,10 +32,9 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
     private readonly VhdImage _vhd;
     private readonly IoQueue _io;
     private readonly WorkerLog _log;
+    private readonly ImageDataFile _file;
     private readonly int _fd;
-    private readonly bool _direct;
     private readonly bool _readOnly;
-    private int _bufferedFd = -1;
     private readonly Stack<VhdIo> _ioPool = new();
     private int _ioOutstanding;
     private bool _disposed;
@@ -44,12 +43,12 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
     /// <summary>The 0xC7 marker is on disk instead of the primary footer.</summary>
     private bool _markerWritten;
 
-    private VhdImageDriver(string path, VhdImage vhd, int fd, bool direct, bool readOnly, DriverContext context)
+    private VhdImageDriver(string path, VhdImage vhd, ImageDataFile file, bool readOnly, DriverContext context)
     {
         Path = path;
         _vhd = vhd;
-        _fd = fd;
-        _direct = direct;
+        _file = file;
+        _fd = file.Fd;
         _readOnly = readOnly;
         _io = context.Io;
         _log = context.Log;
@@ -64,7 +63,7 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
     public uint SectorSize => 512;
     public ImageParent? Parent { get; }
     public Guid Uuid => _vhd.Footer.Uuid;
-    public bool IsDirect => _direct;
+    public bool IsDirect => _file.IsDirect;
     /// <summary>The library image (tests and debug).</summary>
     internal VhdImage Image => _vhd;
     public bool OpenedFromBackupFooter { get; private init; }
@@ -97,14 +96,14 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
                 throw new VhdFormatException("creator version", vhd.Footer.CreatorVersion, "`tap` 0.1 images (word bitmaps) can only be opened read-only", Errnos.EOPNOTSUPP);
             if (vhd.IsDifferencing && vhd.ResolveParentPath() == null)
                 throw new VhdFormatException("parent locator", vhd.Header!.ParentName, "no MACX/W2KU/W2RU locator names an existing file", Errnos.ENOENT);
-            int err = OpenDataFd(path, readOnly, (flags & ImageOpenFlags.Buffered) != 0, context, out int fd, out bool direct);
+            int err = ImageDataFile.Open(path, readOnly, (flags & ImageOpenFlags.Buffered) != 0, "vhd_open", context.Log, out var file);
             if (err != 0)
             {
                 vhd.Dispose();
                 return err;
             }
             bool fromBackup = vhd.OpenedFromBackupFooter;
-            var d = new VhdImageDriver(path, vhd, fd, direct, readOnly, context) { OpenedFromBackupFooter = fromBackup };
+            var d = new VhdImageDriver(path, vhd, file!, readOnly, context) { OpenedFromBackupFooter = fromBackup };
             if (fromBackup)
                 context.Log.Warn("vhd_open", $"{path}: primary footer unusable ({(vhd.PrimaryFooterIsOpenedMarker ? "0xC7 opened marker" : vhd.PrimaryFooterError?.Message)}), opened from the backup footer; both are rewritten at close");
             if (!readOnly && vhd.IsDynamic)
@@ -127,22 +126,6 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
             context.Log.Error(Errno.EIO, "vhd_open", $"{path}: {e.Message}");
             return -Errno.EIO;
         }
-    }
-
-    private static int OpenDataFd(string path, bool readOnly, bool buffered, DriverContext context, out int fd, out bool direct)
-    {
-        int mode = (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC;
-        fd = LibC.open(path, mode | (buffered ? 0 : LibC.O_DIRECT), 0);
-        direct = fd >= 0 && !buffered;
-        if (fd < 0 && LibC.LastErrno == Errno.EINVAL)
-        {
-            context.Log.Info("vhd_open", $"{path}: O_DIRECT refused, using buffered I/O");
-            fd = LibC.open(path, mode, 0);
-        }
-        if (fd >= 0) return 0;
-        int errno = LibC.LastErrno;
-        context.Log.Error(errno, "vhd_open", $"failed to open {path} for data I/O");
-        return -errno;
     }
 
     private static ImageParent? FindParent(VhdImage vhd)
@@ -195,17 +178,8 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
         _io.Enqueue(io);
     }
 
-    /// <summary>The fd for a request buffer: O_DIRECT needs 512-aligned memory, others take a buffered fd.</summary>
-    private int DataFd(nint buffer, int length, long offset)
-    {
-        if (!_direct || (buffer % 512 == 0 && length % 512 == 0 && offset % 512 == 0)) return _fd;
-        if (_bufferedFd < 0)
-        {
-            _bufferedFd = LibC.open(Path, (_readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC, 0);
-            if (_bufferedFd < 0) return -LibC.LastErrno;
-        }
-        return _bufferedFd;
-    }
+    /// <summary>The fd for a request buffer: O_DIRECT needs aligned memory, others take the buffered fd.</summary>
+    private int DataFd(nint buffer, int length, long offset) => _file.FdFor(buffer, length, offset);
 
     public void OnIoCompleted(IoRequest request, int result)
     {
@@ -292,7 +266,7 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
 
     public string Describe() =>
         $"vhd {Path}: {Sectors} sectors, {(_vhd.IsDifferencing ? "differencing" : _vhd.IsDynamic ? "dynamic" : "fixed")}, " +
-        $"{(_direct ? "O_DIRECT" : "buffered")}, {_ioOutstanding} I/Os in flight, {_transactions.Count} bitmap transactions, " +
+        $"{(_file.IsDirect ? "O_DIRECT" : "buffered")}, {_ioOutstanding} I/Os in flight, {_transactions.Count} bitmap transactions, " +
         $"{_bitmapReads.Count} bitmap reads, gaps written/skipped: {GapsWritten}/{GapsSkipped}";
 
     /// <summary>Close: BAT, batmap and both footers rewritten if anything was written or the footer needs it.</summary>
@@ -317,8 +291,7 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
             if (_vhd.IsDynamic)
                 _log.Info("vhd_close", $"{Path}: gaps written/skipped: {GapsWritten}/{GapsSkipped}");
         }
-        LibC.close(_fd);
-        if (_bufferedFd >= 0) LibC.close(_bufferedFd);
+        _file.Dispose();
         _vhd.Dispose();
         // Records still queued in the backend keep their buffers (only after a forced teardown).
         if (_ioOutstanding == 0)

@@ -3,6 +3,7 @@ using BlkTapCtrl.Worker.Interop;
 using BlkTapCtrl.Worker.IO;
 using BlkTapCtrl.Worker.Logging;
 using BlkTapCtrl.Worker.Scheduling;
+using BlkTapCtrl.Worker.Tests.Support;
 
 namespace BlkTapCtrl.Worker.Tests.IO;
 
@@ -10,12 +11,6 @@ namespace BlkTapCtrl.Worker.Tests.IO;
 [TestFixture]
 public class IoQueueTests
 {
-    private sealed class Results : IIoCompletion
-    {
-        public readonly List<(IoRequest Request, int Result)> Done = new();
-        public void OnIoCompleted(IoRequest request, int result) => Done.Add((request, result));
-    }
-
     private static int OpenFile(string path) => File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite).DangerousGetHandle().ToInt32();
 
     [Test]
@@ -27,7 +22,7 @@ public class IoQueueTests
         using var buf = new AlignedBuffer(16384);
         for (int i = 0; i < 16384; i++) buf.Span[i] = (byte)(i / 512);
         using var queue = new SynchronousIoQueue();
-        var results = new Results();
+        var results = new IoResults();
         var reqs = new IoRequest[4];
         for (int i = 0; i < 3; i++)
         {
@@ -56,7 +51,7 @@ public class IoQueueTests
         int fd = (int)handle.DangerousGetHandle();
         using var buf = new AlignedBuffer(4096);
         using var queue = new SynchronousIoQueue();
-        var results = new Results();
+        var results = new IoResults();
         for (int i = 0; i < 4; i++)
         {
             var r = new IoRequest();
@@ -79,7 +74,7 @@ public class IoQueueTests
         using var loop = new EventLoop();
         using var queue = new LinuxAioQueue(loop, 4, new WorkerLog());
         using var buf = new AlignedBuffer(64 * 4096);
-        var results = new Results();
+        var results = new IoResults();
         for (int i = 0; i < 10; i++)
         {
             var r = new IoRequest();
@@ -123,7 +118,7 @@ public class IoQueueTests
     [Test]
     public void A_refused_merged_run_goes_back_to_the_front_of_the_deferred_fifo_in_order_and_each_part_completes_once()
     {
-        var results = new Results();
+        var results = new IoResults();
         using var queue = new FullOnceQueue();
         var reqs = new IoRequest[4];
         for (int i = 0; i < 4; i++)

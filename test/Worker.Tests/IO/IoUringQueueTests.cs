@@ -2,6 +2,7 @@ using BlkTapCtrl.Testing;
 using BlkTapCtrl.Worker.Interop;
 using BlkTapCtrl.Worker.IO;
 using BlkTapCtrl.Worker.Scheduling;
+using BlkTapCtrl.Worker.Tests.Support;
 
 namespace BlkTapCtrl.Worker.Tests.IO;
 
@@ -9,12 +10,6 @@ namespace BlkTapCtrl.Worker.Tests.IO;
 [TestFixture]
 public class IoUringQueueTests
 {
-    private sealed class Results : IIoCompletion
-    {
-        public readonly List<(IoRequest Request, int Result)> Done = new();
-        public void OnIoCompleted(IoRequest request, int result) => Done.Add((request, result));
-    }
-
     [OneTimeSetUp]
     public void RequireIoUring()
     {
@@ -50,7 +45,7 @@ public class IoUringQueueTests
             using var queue = new IoUringQueue(loop, 64);
             using var buf = new AlignedBuffer(256 << 10);
             for (int i = 0; i < buf.Span.Length; i++) buf.Span[i] = (byte)(i * 7 / 4096 + 1);
-            var results = new Results();
+            var results = new IoResults();
             // 16 adjacent 4 KiB writes (merged into one) and 8 scattered ones, then a flush.
             for (int i = 0; i < 16; i++) Enqueue(queue, fd, IoOperation.Write, buf.Pointer + i * 4096, 4096, i * 4096, results);
             for (int i = 0; i < 8; i++) Enqueue(queue, fd, IoOperation.Write, buf.Pointer + (32 + i) * 4096, 4096, (64 + 2 * i) * 4096L, results);
@@ -91,7 +86,7 @@ public class IoUringQueueTests
         using var loop = new EventLoop();
         using var queue = new IoUringQueue(loop, 4);
         using var buf = new AlignedBuffer(64 * 4096);
-        var results = new Results();
+        var results = new IoResults();
         for (int i = 0; i < 10; i++)
             Enqueue(queue, fd, IoOperation.Read, buf.Pointer + i * 4096, 512, i * 2 * 512, results);
         Assert.That((queue.Queued, queue.Deferred), Is.EqualTo((4, 6)), "a full queue defers instead of failing");
@@ -111,7 +106,7 @@ public class IoUringQueueTests
         using var loop = new EventLoop();
         using var queue = new IoUringQueue(loop, 8);
         using var buf = new AlignedBuffer(16384);
-        var results = new Results();
+        var results = new IoResults();
         Enqueue(queue, fd, IoOperation.Read, buf.Pointer, 8192, 0, results);            // 6144 of 8192 exist
         Enqueue(queue, fd, IoOperation.Write, buf.Pointer + 8192, 512, 0, results);     // read-only fd ⇒ EBADF
         RunUntil(loop, queue, () => results.Done.Count == 2);
@@ -130,7 +125,7 @@ public class IoUringQueueTests
         using var loop = new EventLoop();
         var queue = new IoUringQueue(loop, 32);
         using var buf = new AlignedBuffer(32 * 65536);
-        var results = new Results();
+        var results = new IoResults();
         for (int i = 0; i < 32; i++)
             Enqueue(queue, fd, IoOperation.Write, buf.Pointer + i * 65536, 65536, i * 131072L, results);
         queue.Submit();
