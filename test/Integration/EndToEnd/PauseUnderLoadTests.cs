@@ -57,7 +57,9 @@ public class PauseUnderLoadTests
         Assert.That(runs.Count, Is.GreaterThan(0));
         foreach (var run in runs)
             Assert.That(run.Error, Is.EqualTo("0"), $"fio run reported error {run.Error}:\n{run.Output}");
-        Assert.That(runs.Sum(r => r.WrittenKiB), Is.GreaterThan(16 * 1024), "fio really wrote during the cycles");
+        // Every run writes the whole 16 MiB once; on a fast machine the hundred cycles fit inside the first run,
+        // so one run's worth is the floor (each cycle above already checked fio was still running when it began).
+        Assert.That(runs.Sum(r => r.WrittenKiB), Is.AtLeast(16 * 1024), "fio really wrote during the cycles");
         if (type == "vhd")
         {
             await stack.Xs.WriteAsync(p + "/tapdisk-request", "shutdown-normal");
