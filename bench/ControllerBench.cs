@@ -39,7 +39,7 @@ public static class ControllerBench
         try
         {
             xenstored = Start(Find("xenstored", bin), _ => { }, ["--socket", socket]);
-            await using var xs = await ConnectAsync(socket);
+            await using var xs = await ConnectAsync(socket, xenstored);
             await xs.WriteAsync("/local/domain/0/name", "Domain-0");
             await xs.WriteAsync("/local/domain/0/domid", "0");
             var ready = new TaskCompletionSource();
@@ -144,11 +144,15 @@ public static class ControllerBench
             await watch.Events.ReadAsync(limit.Token);
     }
 
-    private static async Task<XenStoreClient> ConnectAsync(string socket)
+    private static async Task<XenStoreClient> ConnectAsync(string socket, Process xenstored)
     {
         var sw = Stopwatch.StartNew();
         while (true)
         {
+            // A xenstored that exits at once (a stale or half-built binary found by Find) would otherwise
+            // show up 30 s later as a connect error on its missing socket.
+            if (xenstored.HasExited)
+                throw new InvalidOperationException($"xenstored ({xenstored.StartInfo.FileName}) exited with status {xenstored.ExitCode} before listening");
             try { return await XenStoreClient.ConnectAsync(socket); }
             catch (Exception) when (sw.Elapsed < TimeSpan.FromSeconds(30)) { await Task.Delay(50); }
         }
@@ -178,7 +182,8 @@ public static class ControllerBench
                 foreach (var project in Directory.EnumerateDirectories(artifacts))
                 {
                     var candidate = Path.Combine(project, config, name);
-                    if (File.Exists(candidate) && !project.Contains(".Tests", StringComparison.Ordinal)) return candidate;
+                    // The apphost alone is not a build: without its dll it only says "not built yet".
+                    if (File.Exists(candidate) && File.Exists(candidate + ".dll") && !project.Contains(".Tests", StringComparison.Ordinal)) return candidate;
                 }
         }
         throw new FileNotFoundException($"{name} is not built; build BlkTapCtrl.sln or pass --bin");
