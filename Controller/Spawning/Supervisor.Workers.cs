@@ -12,11 +12,12 @@ public sealed partial class Supervisor
     private async Task OnChildExitedAsync(ChildExit exit)
     {
         var affected = _channels.Where(c => c.Link?.Pid == exit.Pid).ToList();
+        // One line per exit, whatever the order of SIGCHLD and the last message (the channel may have let go of
+        // its worker already): operators and tests grep for it. It names the channels still attached, if any.
         if (affected.Count == 0)
-        {
             _log.LogInformation("reaped tapdisk pid {Pid} ({Exit})", exit.Pid, exit);
-            return;
-        }
+        else
+            _log.LogInformation("reaped tapdisk pid {Pid} ({Exit}) of {Channels}", exit.Pid, exit, string.Join(", ", affected));
         foreach (var channel in affected)
         {
             if (channel.Link != null) channel.Link.Exited = true;
@@ -27,8 +28,6 @@ public sealed partial class Supervisor
                     : "tapdisk vanished (exit status unknown)";
                 await ReportFatalAsync(channel, text).ConfigureAwait(false);
             }
-            else
-                _log.LogInformation("{Channel}: tapdisk pid {Pid} {Exit}", channel, exit.Pid, exit.ToString());
             DetachWorker(channel, stopIfLast: false);
             RemoveDeadWorkerExports(channel);
             channel.Channel.Fire(ChannelTrigger.ChildExited);

@@ -86,13 +86,9 @@ public sealed class ControllerHarness : IAsyncDisposable
     /// <summary>The controller's output so far (Serilog console sink writes to stderr).</summary>
     public string Log => Controller.StdErr + Controller.StdOut;
 
-    /// <summary>
-    /// The controller logged worker <paramref name="pid"/>'s clean exit: as the channel's (SIGCHLD before CLOSE_RSP)
-    /// or as a reaped worker's (after it) — which one is the scheduler's choice on a loaded machine.
-    /// </summary>
+    /// <summary>The controller logged worker <paramref name="pid"/>'s clean exit (one line per exit, from the reaper).</summary>
     public static bool LoggedCleanExit(string log, int pid) =>
-        log.Contains($"reaped tapdisk pid {pid} (exited with status 0)", StringComparison.Ordinal)
-        || log.Contains($"tapdisk pid {pid} exited with status 0", StringComparison.Ordinal);
+        log.Contains($"reaped tapdisk pid {pid} (exited with status 0)", StringComparison.Ordinal);
 
     public async Task WaitForCleanExitAsync(int pid, TimeSpan timeout)
     {
