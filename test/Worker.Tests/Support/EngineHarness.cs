@@ -1,7 +1,6 @@
 using BlkTapCtrl.Protocol.Control;
 using BlkTapCtrl.Testing;
 using BlkTapCtrl.Worker.IO;
-using BlkTapCtrl.Worker.Logging;
 using BlkTapCtrl.Worker.Scheduling;
 using BlkTapCtrl.Worker.Server;
 using BlkTapCtrl.Worker.Vbd;
@@ -12,36 +11,33 @@ namespace BlkTapCtrl.Worker.Tests.Support;
 /// A real server with one VBD on a real image file, in virtual time, a fault-injecting driver in
 /// front of the real one, and a recording frontend. The test thread is the loop thread.
 /// </summary>
-public sealed class EngineHarness : IDisposable, IVbdControlReplies
+public sealed class EngineHarness : EngineBase
 {
-    public readonly TempDir Dir = new("wk");
-    public readonly VirtualClock Clock = new();
-    public readonly FaultInjectingFactory Factory = new();
-    public readonly List<string> LogLines = new();
-    public readonly RecordingFrontend Frontend = new();
-    public readonly AlignedBuffer Memory;
-    public readonly TapdiskServer Server;
-    public readonly VirtualBlockDevice Vbd;
+    public readonly TempDir Dir;
+    public readonly VirtualClock Clock;
+    public readonly FaultInjectingFactory Factory;
     public readonly string ImagePath;
-    public int PauseReplies, CloseReplies;
-    private ulong _nextTag = 1;
 
     public EngineHarness(int sectors = 4096, IoBackendKind backend = IoBackendKind.Synchronous,
         DriverType driver = DriverType.Aio, int memoryBytes = 1 << 20, bool open = true)
+        : this(new TempDir("wk"), new VirtualClock(), new FaultInjectingFactory(), sectors, backend, driver, memoryBytes, open)
     {
+    }
+
+    private EngineHarness(TempDir dir, VirtualClock clock, FaultInjectingFactory factory, int sectors, IoBackendKind backend,
+        DriverType driver, int memoryBytes, bool open)
+        : base(log => new TapdiskServerOptions { Clock = clock, DriverFactory = factory, Backend = backend, Log = log }, memoryBytes)
+    {
+        Dir = dir;
+        Clock = clock;
+        Factory = factory;
         ImagePath = Dir["disk.img"];
         var data = new byte[sectors * 512];
         for (int i = 0; i < data.Length; i += 512) BitConverter.TryWriteBytes(data.AsSpan(i), i / 512);
         File.WriteAllBytes(ImagePath, data);
-        var log = new WorkerLog { Sink = (_, line) => LogLines.Add(line) };
-        Server = new TapdiskServer(new TapdiskServerOptions { Clock = Clock, DriverFactory = Factory, Backend = backend, Log = log });
-        Memory = new AlignedBuffer(memoryBytes);
-        Vbd = Server.CreateVbd(1);
-        Vbd.ControlReplies = this;
-        Frontend.IterationSource = () => Server.Iterations;
         if (open)
         {
-            Assert.That(Vbd.Open(new VbdOpenParameters(ImagePath, driver)), Is.Zero, string.Join("\n", LogLines));
+            Assert.That(Vbd.Open(new VbdOpenParameters(ImagePath, driver)), Is.Zero, Log);
             Vbd.Attach(Frontend);
         }
     }
@@ -49,17 +45,7 @@ public sealed class EngineHarness : IDisposable, IVbdControlReplies
     public FaultInjectingDriver Driver => Factory.Last;
 
     /// <summary>Submits a request with one segment at <paramref name="memoryOffset"/> (not yet issued).</summary>
-    public ulong Submit(VbdOperation op, ulong sector, int sectors, int memoryOffset = 0)
-    {
-        var r = Vbd.TryRentRequest(Frontend) ?? throw new AssertionException("no free request slot");
-        ulong tag = _nextTag++;
-        r.Tag = tag;
-        r.Operation = op;
-        r.Sector = sector;
-        if (op != VbdOperation.Flush) r.AddSegment(Memory.Pointer + memoryOffset, sectors);
-        Vbd.Submit(r);
-        return tag;
-    }
+    public ulong Submit(VbdOperation op, ulong sector, int sectors, int memoryOffset = 0) => SubmitOne(op, sector, sectors, memoryOffset);
 
     /// <summary>A frontend batch: submit, then one kick in (issues at once, like a ring event).</summary>
     public ulong SubmitAndProcess(VbdOperation op, ulong sector, int sectors, int memoryOffset = 0)
@@ -81,13 +67,9 @@ public sealed class EngineHarness : IDisposable, IVbdControlReplies
         Assert.That(done(), Is.True, what ?? "condition not reached");
     }
 
-    public void PauseCompleted(VirtualBlockDevice vbd) => PauseReplies++;
-    public void CloseCompleted(VirtualBlockDevice vbd) => CloseReplies++;
-
-    public void Dispose()
+    public override void Dispose()
     {
-        Server.Dispose();
-        Memory.Dispose();
+        base.Dispose();
         Dir.Dispose();
     }
 }

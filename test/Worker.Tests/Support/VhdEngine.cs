@@ -1,7 +1,6 @@
 using BlkTapCtrl.Protocol.Control;
 using BlkTapCtrl.Worker.Images;
 using BlkTapCtrl.Worker.IO;
-using BlkTapCtrl.Worker.Logging;
 using BlkTapCtrl.Worker.Scheduling;
 using BlkTapCtrl.Worker.Server;
 using BlkTapCtrl.Worker.Vbd;
@@ -14,32 +13,23 @@ namespace BlkTapCtrl.Worker.Tests.Support;
 /// batches of reads and writes and iterate the loop until every one is answered. The test thread is
 /// the loop thread; the virtual clock is used unless the backend is native AIO.
 /// </summary>
-public sealed class VhdEngine : IDisposable, IVbdControlReplies
+public sealed class VhdEngine : EngineBase
 {
-    public readonly List<string> LogLines = new();
-    public readonly RecordingFrontend Frontend = new();
-    public readonly AlignedBuffer Memory;
-    public readonly TapdiskServer Server;
-    public readonly VirtualBlockDevice Vbd;
     public readonly int OpenError;
-    public int CloseReplies;
-    private ulong _nextTag = 1;
 
     public VhdEngine(string path, DriverType type = DriverType.Vhd, IoBackendKind backend = IoBackendKind.Synchronous,
         Func<IoBackendKind, EventLoop, IoQueue>? queueFactory = null, ImageOpenFlags flags = ImageOpenFlags.None, int memoryBytes = 8 << 20)
+        : base(log => new TapdiskServerOptions
+        {
+            Clock = backend != IoBackendKind.Synchronous && queueFactory == null ? MonotonicClock.Instance : new VirtualClock(),
+            Backend = backend,
+            Log = log,
+            QueueFactory = queueFactory,
+        }, memoryBytes)
     {
-        var log = new WorkerLog { Sink = (_, line) => LogLines.Add(line) };
-        IClock clock = backend != IoBackendKind.Synchronous && queueFactory == null ? MonotonicClock.Instance : new VirtualClock();
-        Server = new TapdiskServer(new TapdiskServerOptions { Clock = clock, Backend = backend, Log = log, QueueFactory = queueFactory });
-        Memory = new AlignedBuffer(memoryBytes);
-        Vbd = Server.CreateVbd(1);
-        Vbd.ControlReplies = this;
-        Frontend.IterationSource = () => Server.Iterations;
         OpenError = Vbd.Open(new VbdOpenParameters(path, type) { Flags = flags });
         if (OpenError == 0) Vbd.Attach(Frontend);
     }
-
-    public string Log => string.Join("\n", LogLines);
 
     public void RequireOpen() => Assert.That(OpenError, Is.Zero, Log);
 
@@ -81,7 +71,7 @@ public sealed class VhdEngine : IDisposable, IVbdControlReplies
         Close();
     }
 
-    private unsafe void SubmitBatch(IReadOnlyList<Op> ops)
+    private void SubmitBatch(IReadOnlyList<Op> ops)
     {
         var byTag = new Dictionary<ulong, Op>();
         int offset = 0;
@@ -91,14 +81,8 @@ public sealed class VhdEngine : IDisposable, IVbdControlReplies
             offset += (op.Data.Length + 4095) & ~4095;
             if (offset > Memory.Length) throw new ArgumentException($"batch needs {offset} bytes of request memory, have {Memory.Length}");
             if (op.Operation == VbdOperation.Write) op.Data.CopyTo(Memory.Span[op.MemoryOffset..]);
-            var r = Vbd.TryRentRequest(Frontend) ?? throw new AssertionException("no free request slot");
-            op.Tag = _nextTag++;
-            r.Tag = op.Tag;
-            r.Operation = op.Operation;
-            r.Sector = (ulong)op.Sector;
-            if (op.Operation != VbdOperation.Flush) r.AddSegment(Memory.Pointer + op.MemoryOffset, op.Data.Length / 512);
+            op.Tag = SubmitOne(op.Operation, (ulong)op.Sector, op.Data.Length / 512, op.MemoryOffset);
             byTag[op.Tag] = op;
-            Vbd.Submit(r);
         }
         Frontend.OnAnswer = r =>
         {
@@ -151,20 +135,18 @@ public sealed class VhdEngine : IDisposable, IVbdControlReplies
         Assert.That(CloseReplies, Is.EqualTo(1), "CLOSE answered");
     }
 
-    public void PauseCompleted(VirtualBlockDevice vbd) { }
-    public void CloseCompleted(VirtualBlockDevice vbd)
+    public override void CloseCompleted(VirtualBlockDevice vbd)
     {
-        CloseReplies++;
+        base.CloseCompleted(vbd);
         AnswersAtClose = Frontend.Answers.Count;
     }
 
-    public void Dispose()
+    public override void Dispose()
     {
         if (OpenError == 0 && CloseReplies == 0)
         {
             try { Close(); } catch (AssertionException) { }
         }
-        Server.Dispose();
-        Memory.Dispose();
+        base.Dispose();
     }
 }
