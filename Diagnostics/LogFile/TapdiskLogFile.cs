@@ -20,8 +20,10 @@ public sealed class TapdiskLogFile : IDisposable
     public const int MaxLineBytes = 1024;
 
     private readonly Lock _gate = new();
-    private readonly FileStream _file;
-    private readonly byte[] _buffer = new byte[BufferBytes];
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _file;
+    private long _written; // where the next flush writes (the file is ours alone: pwrite at our own offset)
+    // Not zeroed: only the buffered prefix is ever written out, and a quiet worker never touches most of it.
+    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BufferBytes);
     private readonly byte[] _line = new byte[MaxLineBytes];
     private readonly char[] _errorText = new char[MaxLineBytes];
     private readonly SyslogClient? _syslog;
@@ -39,7 +41,9 @@ public sealed class TapdiskLogFile : IDisposable
         _syslog = syslog;
         _clock = clock ?? TimeProvider.System;
         Buckets = buckets ?? new ErrorBuckets();
-        _file = new FileStream(TemporaryPath, FileMode.Create, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+        // A bare handle, not a FileStream: the stream's constructor costs the worker's start → PID_RSP a first look-up
+        // of AppContext switches (its serialization guard) and buffers nothing we need.
+        _file = File.OpenHandle(TemporaryPath, FileMode.Create, FileAccess.Write, FileShare.ReadWrite);
     }
 
     /// <summary>
@@ -213,7 +217,8 @@ public sealed class TapdiskLogFile : IDisposable
     {
         if (_buffered == 0 || _closed)
             return;
-        _file.Write(_buffer, 0, _buffered);
+        RandomAccess.Write(_file, _buffer.AsSpan(0, _buffered), _written);
+        _written += _buffered;
         _buffered = 0;
     }
 

@@ -35,9 +35,11 @@ public sealed class ControlDispatcher(TapdiskServer server, IControlSender sende
                 Error(cookie, Errno.EEXIST, "duplicate cookie");
                 return;
             }
+            // PID_RSP leaves before the VBD is built (its request slots, the I/O queue's io_uring or AIO context):
+            // spawn → PID_RSP is the supervisor's wait, and nothing can reach the VBD before this dispatch returns.
+            _sender.Send(ControlMessage.PidResponse(cookie, Environment.ProcessId));
             var created = _server.CreateVbd(cookie);
             created.ControlReplies = this;
-            _sender.Send(ControlMessage.PidResponse(cookie, Environment.ProcessId));
             return;
         }
         if (message.Type == ControlMessageType.Exit)
