@@ -6,8 +6,9 @@ namespace BlkTapCtrl.Worker.Lvm;
 /// How tapdisk reactivates LVM volumes. The controller spawns tapdisk with a fixed command line (§1.5), so
 /// the settings come from the environment it passes down: <c>TAPDISK_LVCHANGE</c> (the lvchange program,
 /// default <c>lvchange</c> from PATH), <c>TAPDISK_DEV_MAPPER</c> (where a parent locator's <c>./&lt;lv&gt;</c>
-/// names resolve, default <c>/dev/mapper</c>) and <c>TAPDISK_LVM_RETRY_MS</c> (pause between walks,
-/// default 1000).
+/// names resolve, default <c>/dev/mapper</c>), <c>TAPDISK_DEV_DIR</c> (where the volume group directories of
+/// RESUME's <c>VG_…/LV-…</c> names live, default <c>/dev</c>) and <c>TAPDISK_LVM_RETRY_MS</c> (pause between
+/// walks, default 1000).
 /// </summary>
 public sealed record LvmOptions
 {
@@ -15,6 +16,9 @@ public sealed record LvmOptions
 
     public string Lvchange { get; init; } = "lvchange";
     public string DeviceMapperDirectory { get; init; } = "/dev/mapper";
+
+    /// <summary>The directory holding <c>VG_&lt;name&gt;-&lt;sr uuid&gt;/</c> (see <see cref="LvhdVolumeName"/>).</summary>
+    public string DeviceDirectory { get; init; } = "/dev";
 
     /// <summary>Whole walks tried before reactivation fails (upstream after CA-40171: 10).</summary>
     public int WalkAttempts { get; init; } = DefaultWalkAttempts;
@@ -33,6 +37,8 @@ public sealed record LvmOptions
             o = o with { Lvchange = lvchange };
         if (Environment.GetEnvironmentVariable("TAPDISK_DEV_MAPPER") is { Length: > 0 } mapper)
             o = o with { DeviceMapperDirectory = mapper };
+        if (Environment.GetEnvironmentVariable("TAPDISK_DEV_DIR") is { Length: > 0 } dev)
+            o = o with { DeviceDirectory = dev };
         if (Environment.GetEnvironmentVariable("TAPDISK_LVM_RETRY_MS") is { Length: > 0 } retry)
         {
             if (!long.TryParse(retry, NumberStyles.None, CultureInfo.InvariantCulture, out long ms) || ms > 60_000)

@@ -54,6 +54,38 @@ public sealed class LvmReactivator(LvmOptions options, WorkerLog log, IClock clo
         return err;
     }
 
+    /// <summary>
+    /// RESUME's name check (§3.5): activate the named volume; when that fails and the name is an LVHD raw volume
+    /// (<c>…/VG_x-&lt;sr&gt;/LV-&lt;vdi&gt;</c>), activate <c>…/VHD-&lt;vdi&gt;</c> (its failure is only logged, as the
+    /// original's) and, if that path exists, resume from it with the vhd driver: a live snapshot of a raw VDI
+    /// renamed the volume and the RESUME message cannot know.
+    /// </summary>
+    public int CheckResumeVolume(VbdOpenParameters parameters, out VbdOpenParameters resolved)
+    {
+        const string function = "tapdisk_vbd_check_file";
+        resolved = parameters;
+        if (parameters.Storage != StorageType.Lvm) return 0;
+        string name = parameters.Path;
+        if (_lvchange.Activate(name, out string why) == 0) return 0;
+        log.Warn(function, $"reactivating {name} failed: {why}");
+        string? vhd = LvhdVolumeName.VhdNameOfRawVolume(name, options.DeviceDirectory, out string notLvhd);
+        if (vhd == null)
+        {
+            log.Error(Errno.EINVAL, function, notLvhd);
+            return -Errno.EINVAL;
+        }
+        if (_lvchange.Activate(vhd, out why) != 0)
+            log.Warn(function, $"reactivating {vhd} failed: {why}");
+        if (!Path.Exists(vhd))
+        {
+            log.Error(Errno.ENOENT, function, $"neither {name} nor {vhd} accessible");
+            return -Errno.ENOENT;
+        }
+        log.Warn(function, $"couldn't find {name}, trying {vhd}");
+        resolved = parameters with { Path = vhd, Type = DriverType.Vhd };
+        return 0;
+    }
+
     /// <summary>One walk from the leaf. Returns 0, or a negative errno and what went wrong.</summary>
     private int Walk(string leaf, out string why)
     {

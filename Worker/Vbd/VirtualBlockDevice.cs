@@ -217,7 +217,7 @@ public sealed class VirtualBlockDevice
         return 0;
     }
 
-    /// <summary>RESUME: reopens the chain from the message's path (STRICT), 10 attempts 1 s apart.</summary>
+    /// <summary>RESUME: LVM name check, then reopens the chain from the message's path (STRICT), 10 attempts 1 s apart.</summary>
     public int Resume(VbdOpenParameters parameters)
     {
         if (!Has(VbdFlags.Paused)) return -Errno.EINVAL;
@@ -229,8 +229,13 @@ public sealed class VirtualBlockDevice
         int err = 0;
         for (int attempt = 1; attempt <= ImageChain.OpenAttempts; attempt++)
         {
-            err = OpenChain(merged, merged.Flags | ImageOpenFlags.Strict, out bool reactivationFailed);
-            if (err == 0 || reactivationFailed) break;
+            // The LVM name check may move the VBD to the VHD volume a live snapshot renamed it to (kept for later reopens).
+            err = _server.Lvm.CheckResumeVolume(merged, out merged);
+            if (err == 0)
+            {
+                err = OpenChain(merged, merged.Flags | ImageOpenFlags.Strict, out bool reactivationFailed);
+                if (err == 0 || reactivationFailed) break;
+            }
             if (attempt < ImageChain.OpenAttempts) _server.Clock.Sleep(ImageChain.RetryIntervalMicroseconds);
         }
         if (err != 0)

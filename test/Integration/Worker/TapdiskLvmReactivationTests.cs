@@ -56,8 +56,8 @@ public class TapdiskLvmReactivationTests
         File.Move(M("wrong-mid"), M(Mid));
         var refused = await tap.RequestAsync(ControlMessage.Resume(4, DriverType.Vhd, vbdPath));
         Assert.That((refused.Type, refused.Cookie), Is.EqualTo((ControlMessageType.Error, (ushort)4)), "the middle's uuid is not the leaf's parent uuid");
-        Assert.That(lvchange.Calls.Skip(3), Is.EqualTo(Enumerable.Repeat(walk[..2], 10).SelectMany(w => w)),
-            "ten walks, each restarted at the leaf, none going past the wrong middle");
+        Assert.That(lvchange.Calls.Skip(3), Is.EqualTo(walk[..1].Concat(Enumerable.Repeat(walk[..2], 10).SelectMany(w => w))),
+            "RESUME's name check activates the leaf, then ten walks, each restarted at the leaf, none going past the wrong middle");
 
         File.Move(dir["good-mid"], M(Mid), overwrite: true);
         var resumed = await tap.RequestAsync(ControlMessage.Resume(4, DriverType.Vhd, vbdPath));
