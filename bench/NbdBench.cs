@@ -29,12 +29,22 @@ public static class NbdBench
 
     private sealed record Result(double MiBps, double Iops);
 
+    /// <summary>A server under comparison: starts on (socket, image).</summary>
+    private sealed record Peer(string Name, Func<string, string, Server> Start);
+
+    /// <summary>One ratio of the summary; <see cref="Target"/> null where the issue names none.</summary>
+    private sealed record Ratio(string Section, string Job, string Peer, double Value, double? Target);
+
+    private static readonly List<Ratio> Summary = [];
+
+    private static bool IsWrite(Job job) => job.Rw.Contains("write");
+
     public static int Run(string[] args)
     {
         int sizeMiB = 1024, seconds = 4;
         string dir = Path.Combine(Path.GetTempPath(), $"nbdbench-{Environment.ProcessId}");
-        string? tapdisk = null;
-        bool ring = true, nbd = true;
+        string? tapdisk = null, vhdUtil = null;
+        bool ring = true, nbd = true, raw = true, vhd = true;
         string backend = "aio";
         for (int i = 0; i < args.Length; i++)
         {
@@ -44,6 +54,16 @@ public static class NbdBench
                 case "--seconds": seconds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--dir": dir = args[++i]; break;
                 case "--tapdisk": tapdisk = args[++i]; break;
+                case "--vhd-util": vhdUtil = args[++i]; break;
+                case "--image":
+                    string which = args[++i];
+                    if (which is not ("raw" or "vhd" or "all"))
+                    {
+                        Console.Error.WriteLine($"nbd bench: --image '{which}': expected raw, vhd or all");
+                        return 22;
+                    }
+                    (raw, vhd) = (which != "vhd", which != "raw");
+                    break;
                 case "--skip-ring": ring = false; break;
                 case "--backend": backend = args[++i]; break;
                 case "--only-ring": nbd = false; break;
@@ -52,32 +72,39 @@ public static class NbdBench
                     return 22;
             }
         }
-        tapdisk ??= FindTapdisk();
+        tapdisk ??= FindBuilt("BlkTapCtrl.Worker", "tapdisk");
+        if (vhd && nbd) vhdUtil ??= FindBuilt("BlkTapCtrl.Tools.VhdUtil", "vhd-util");
         string Tapdisk(string cache) => $"tapdisk --cache {cache} --backend {backend}";
         Directory.CreateDirectory(dir);
         string image = Path.Combine(dir, "bench.raw");
         try
         {
-            CreateAllocatedImage(image, sizeMiB);
-            Console.WriteLine($"image {image}: {sizeMiB} MiB, fully allocated; {seconds} s per job; tapdisk {tapdisk}");
-
-            var none = new (string Name, Func<string, Server> Start)[]
+            Console.WriteLine($"{sizeMiB} MiB images, {seconds} s per job; tapdisk {tapdisk}");
+            if ((nbd && raw) || ring)
             {
-                (Tapdisk("none"), s => Server.Start(tapdisk, ["serve", $"aio:{image}", "--nbd", $"unix:{s}", "--cache", "none", "--backend", backend], s)),
-                ("qemu-nbd --cache=none --aio=native", s => Server.Start("qemu-nbd", ["-f", "raw", "--cache=none", "--aio=native", "-t", "-e", "8", "-k", s, image], s)),
-            };
-            var writeback = new (string Name, Func<string, Server> Start)[]
-            {
-                (Tapdisk("writeback"), s => Server.Start(tapdisk, ["serve", $"aio:{image}", "--nbd", $"unix:{s}", "--cache", "writeback", "--backend", backend], s)),
-                ("nbdkit file", s => Server.Start("nbdkit", ["-f", "-U", s, "file", image], s)),
-                ("qemu-nbd (writeback)", s => Server.Start("qemu-nbd", ["-f", "raw", "-t", "-e", "8", "-k", s, image], s)),
-            };
-            if (nbd)
-            {
-                Compare("cache none", none, dir, seconds);
-                Compare("page cache", writeback, dir, seconds);
+                CreateAllocatedImage(image, sizeMiB);
+                Console.WriteLine($"raw image {image}: fully written");
             }
+
+            var none = new Peer[]
+            {
+                new(Tapdisk("none"), (s, img) => Server.Start(tapdisk, ["serve", $"aio:{img}", "--nbd", $"unix:{s}", "--cache", "none", "--backend", backend], s)),
+                new("qemu-nbd --cache=none --aio=native", (s, img) => Server.Start("qemu-nbd", ["-f", "raw", "--cache=none", "--aio=native", "-t", "-e", "8", "-k", s, img], s)),
+            };
+            var writeback = new Peer[]
+            {
+                new(Tapdisk("writeback"), (s, img) => Server.Start(tapdisk, ["serve", $"aio:{img}", "--nbd", $"unix:{s}", "--cache", "writeback", "--backend", backend], s)),
+                new("nbdkit file", (s, img) => Server.Start("nbdkit", ["-f", "-U", s, "file", img], s)),
+                new("qemu-nbd (writeback)", (s, img) => Server.Start("qemu-nbd", ["-f", "raw", "-t", "-e", "8", "-k", s, img], s)),
+            };
+            if (nbd && raw)
+            {
+                Compare("raw, cache none", none, dir, seconds, () => image, (_, peer) => peer.StartsWith("qemu") ? 1.5 : null);
+                Compare("raw, page cache", writeback, dir, seconds, () => image, (_, peer) => peer == "nbdkit file" ? 1.0 : null);
+            }
+            if (nbd && vhd) VhdSections(tapdisk, vhdUtil!, backend, sizeMiB, dir, seconds);
             if (ring) RingVersusDirect(tapdisk, image, dir, seconds, backend);
+            PrintSummary();
             return 0;
         }
         finally
@@ -86,25 +113,87 @@ public static class NbdBench
         }
     }
 
-    private static void Compare(string title, (string Name, Func<string, Server> Start)[] servers, string dir, int seconds)
+    /// <summary>
+    /// Dynamic VHD, ours against <c>qemu-nbd -f vpc</c> in both cache modes, allocated and sparse.
+    /// Targets (issue 6): at least 1.3× qemu-nbd on reads and 3× on writes.
+    /// </summary>
+    private static void VhdSections(string tapdisk, string vhdUtil, string backend, int sizeMiB, string dir, int seconds)
+    {
+        string allocated = Path.Combine(dir, "allocated.vhd");
+        VhdUtil(vhdUtil, "create", "-n", allocated, "-s", sizeMiB.ToString(CultureInfo.InvariantCulture));
+        VhdUtil(vhdUtil, "fill", "-n", allocated);
+        string sparse = Path.Combine(dir, "sparse.vhd");
+        string FreshSparse()
+        {
+            File.Delete(sparse);
+            VhdUtil(vhdUtil, "create", "-n", sparse, "-s", sizeMiB.ToString(CultureInfo.InvariantCulture));
+            return sparse;
+        }
+        Console.WriteLine();
+        Console.WriteLine($"VHD images: {sizeMiB} MiB dynamic by {vhdUtil} create; allocated = vhd-util fill, sparse = created afresh for every server and job");
+        double? Target(Job job, string peer) => IsWrite(job) ? 3.0 : 1.3;
+        foreach (var (cache, qemuArgs) in new[] { ("none", new[] { "--cache=none", "--aio=native" }), ("writeback", Array.Empty<string>()) })
+        {
+            var peers = new Peer[]
+            {
+                new($"tapdisk vhd --cache {cache} --backend {backend}",
+                    (s, img) => Server.Start(tapdisk, ["serve", $"vhd:{img}", "--nbd", $"unix:{s}", "--cache", cache, "--backend", backend], s)),
+                new($"qemu-nbd -f vpc {string.Join(' ', qemuArgs)}".TrimEnd(),
+                    (s, img) => Server.Start("qemu-nbd", ["-f", "vpc", .. qemuArgs, "-t", "-e", "8", "-k", s, img], s)),
+            };
+            Compare($"vhd allocated, cache {cache}", peers, dir, seconds, () => allocated, Target);
+            Compare($"vhd sparse, cache {cache}", peers, dir, seconds, FreshSparse, Target);
+        }
+    }
+
+    private static void VhdUtil(string vhdUtil, params string[] args)
+    {
+        var psi = new ProcessStartInfo(vhdUtil) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"vhd-util {string.Join(' ', args)} failed ({p.ExitCode}): {output}");
+    }
+
+    /// <summary>
+    /// Every job on every peer, the first peer being ours; <paramref name="imageFor"/> is asked before each
+    /// server starts (a fresh sparse image, or the same file). Ratios are IOPS (= MiB/s for a fixed block size).
+    /// </summary>
+    private static void Compare(string title, Peer[] servers, string dir, int seconds, Func<string> imageFor, Func<Job, string, double?> target)
     {
         Console.WriteLine();
         Console.WriteLine($"== {title}: fio --ioengine=nbd over a unix socket");
         var results = new Dictionary<(string, string), Result>();
         foreach (var job in Jobs)
         {
-            foreach (var (name, start) in servers)
+            foreach (var peer in servers)
             {
                 string socket = Path.Combine(dir, "s.sock");
-                using var server = start(socket);
+                string image = imageFor();
+                using var server = peer.Start(socket, image);
                 var r = Fio(job, ["--ioengine=nbd", $"--uri=nbd+unix:///?socket={socket}"], seconds);
-                results[(job.Name, name)] = r;
-                Console.WriteLine($"  {job.Name,-20} {name,-36} {r.MiBps,9:F1} MiB/s {r.Iops,10:F0} IOPS");
+                results[(job.Name, peer.Name)] = r;
+                Console.WriteLine($"  {job.Name,-20} {peer.Name,-40} {r.MiBps,9:F1} MiB/s {r.Iops,10:F0} IOPS");
             }
             var ours = results[(job.Name, servers[0].Name)];
-            foreach (var (name, _) in servers.Skip(1))
-                Console.WriteLine($"  {job.Name,-20} ratio {servers[0].Name} / {name}: {ours.Iops / Math.Max(1, results[(job.Name, name)].Iops):F2}x");
+            foreach (var peer in servers.Skip(1))
+            {
+                double ratio = ours.Iops / Math.Max(1, results[(job.Name, peer.Name)].Iops);
+                double? goal = target(job, peer.Name);
+                Summary.Add(new Ratio(title, job.Name, peer.Name, ratio, goal));
+                Console.WriteLine($"  {job.Name,-20} ratio ours / {peer.Name}: {ratio:F2}x{(goal is { } g ? $" (target {g:F2}x: {(ratio >= g ? "met" : "NOT met")})" : "")}");
+            }
         }
+    }
+
+    private static void PrintSummary()
+    {
+        if (Summary.Count == 0) return;
+        Console.WriteLine();
+        Console.WriteLine("== summary: ours / peer (IOPS ratio), target of issue 6");
+        foreach (var r in Summary)
+            Console.WriteLine($"  {r.Section,-28} {r.Job,-20} vs {r.Peer,-36} {r.Value,6:F2}x  {(r.Target is { } g ? $"target {g:F2}x {(r.Value >= g ? "met" : "NOT met")}" : "(no target)")}");
     }
 
     private static void RingVersusDirect(string tapdisk, string image, string dir, int seconds, string backend)
@@ -118,7 +207,9 @@ public static class NbdBench
             Result ours;
             using (Server.Start(tapdisk, ["serve", $"aio:{image}", "--ring", $"unix:{socket}", "--cache", "none", "--backend", backend], socket))
                 ours = RingLoop(socket, job, seconds);
-            Console.WriteLine($"  {job.Name,-20} ring {ours.MiBps,9:F1} MiB/s {ours.Iops,10:F0} IOPS | fio direct {direct.MiBps,9:F1} MiB/s {direct.Iops,10:F0} IOPS | ratio {ours.Iops / Math.Max(1, direct.Iops):F2}x");
+            double ratio = ours.Iops / Math.Max(1, direct.Iops);
+            Summary.Add(new Ratio("ring, cache none", job.Name, "fio O_DIRECT on the file", ratio, 0.85));
+            Console.WriteLine($"  {job.Name,-20} ring {ours.MiBps,9:F1} MiB/s {ours.Iops,10:F0} IOPS | fio direct {direct.MiBps,9:F1} MiB/s {direct.Iops,10:F0} IOPS | ratio {ratio:F2}x");
         }
     }
 
@@ -208,15 +299,16 @@ public static class NbdBench
         f.Flush(true);
     }
 
-    private static string FindTapdisk()
+    /// <summary>An executable of ours under artifacts/bin/&lt;project&gt;/(release|debug)/.</summary>
+    private static string FindBuilt(string project, string exe)
     {
         string baseDir = AppContext.BaseDirectory;
         foreach (var config in new[] { "release", "debug" })
         {
-            string candidate = Path.GetFullPath(Path.Combine(baseDir, "..", "..", "BlkTapCtrl.Worker", config, "tapdisk"));
+            string candidate = Path.GetFullPath(Path.Combine(baseDir, "..", "..", project, config, exe));
             if (File.Exists(candidate)) return candidate;
         }
-        throw new FileNotFoundException("tapdisk is not built; build Worker or pass --tapdisk PATH");
+        throw new FileNotFoundException($"{exe} is not built; build {project} or pass --{exe} PATH");
     }
 
     /// <summary>A server process on a unix socket; waits for the socket, killed (SIGTERM, then KILL) on dispose.</summary>

@@ -27,7 +27,7 @@ namespace BlkTapCtrl.Worker.Drivers;
 /// every leaf strict at its first request); an image whose primary footer is unusable opens from the
 /// backup copy (CA-29010) and gets both footers rewritten at close.
 /// </summary>
-public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IImageIdentity, IIoCompletion
+public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IImageAllocationMap, IImageIdentity, IIoCompletion
 {
     private readonly VhdImage _vhd;
     private readonly IoQueue _io;
@@ -261,6 +261,28 @@ public sealed partial class VhdImageDriver : IImageDriver, IImageAllocation, IIm
                     runSectors = (ulong)run.Count;
                     return _vhd.IsDifferencing ? AllocationState.Parent : AllocationState.Zero;
             }
+        }
+    }
+
+    public bool TryQueryMapped(ulong sector, ulong maxSectors, out AllocationState state, out ulong runSectors)
+    {
+        state = AllocationState.Data;
+        runSectors = 0;
+        long count = (long)Math.Min(maxSectors, Sectors - Math.Min(sector, Sectors));
+        if (count <= 0) return false;
+        var run = _vhd.MapRun((long)sector, count);
+        runSectors = (ulong)run.Count;
+        switch (run.Kind)
+        {
+            case RunKind.Present:
+                state = AllocationState.Data;
+                return true;
+            case RunKind.Absent or RunKind.Zero:
+                // The image alone does not know its parent's size (ImageChainAllocation bounds the run by it).
+                state = _vhd.IsDifferencing ? AllocationState.Parent : AllocationState.Zero;
+                return true;
+            default:
+                return false; // the bitmap is not cached: only a read can tell
         }
     }
 

@@ -284,6 +284,12 @@ public sealed unsafe class NbdConnection : IVbdFrontend
             case NbdCommand.Read:
             case NbdCommand.Write:
                 if (request.Length == 0) { Finish(slot); return; }
+                if (request.Command == NbdCommand.Read && IsHole(request))
+                {
+                    slot.Hole = true;
+                    Finish(slot);
+                    return;
+                }
                 slot.Data = _server.Buffers.Rent((int)request.Length);
                 _bytesInFlight += request.Length;
                 slot.NextOffset = request.Offset;
@@ -325,6 +331,17 @@ public sealed unsafe class NbdConnection : IVbdFrontend
                 return;
         }
     }
+
+    /// <summary>
+    /// A structured READ of a range no image of the chain holds (a sparse VHD's unwritten blocks) is
+    /// answered with one OFFSET_HOLE chunk at once, as qemu-nbd does: no zero-filling, no 1 MiB of zeroes
+    /// on the socket. Only from in-memory maps (a bitmap not yet read, or a raw file, reads normally),
+    /// and only while the VBD is ready — paused or closing, its chain may be about to change.
+    /// </summary>
+    private bool IsHole(in NbdRequest r) =>
+        _structured && _vbd.IsReady && _vbd.Chain is { } chain
+        && ImageChainAllocation.TryQueryMapped(chain.Leaf, r.Offset / 512, r.Length / 512, out var run)
+        && !run.Allocated && run.Sectors == r.Length / 512;
 
     private (int Error, string? Message) Validate(in NbdRequest r)
     {
@@ -551,6 +568,10 @@ public sealed unsafe class NbdConnection : IVbdFrontend
                 slot.HeaderLength = NbdSimpleReply.Size;
             }
             slot.ReplyDataLength = 0;
+        }
+        else if (slot.Hole)
+        {
+            slot.HeaderLength = NbdStructuredReply.WriteOffsetHole(header, NbdReplyFlags.Done, r.Cookie, r.Offset, r.Length);
         }
         else if (r.Command == NbdCommand.Read && r.Length > 0)
         {

@@ -32,6 +32,8 @@ internal sealed unsafe class NbdRequestSlot : IDisposable
     public bool FlushSubmitted;
     /// <summary>First error of any part, as −errno.</summary>
     public int Error;
+    /// <summary>A READ of a hole: answered with one OFFSET_HOLE chunk, no data.</summary>
+    public bool Hole;
 
     /// <summary>Bytes of the reply: header, then <see cref="ReplyDataLength"/> bytes of <see cref="Data"/>.</summary>
     public int HeaderLength;
@@ -51,6 +53,7 @@ internal sealed unsafe class NbdRequestSlot : IDisposable
         NextOffset = EndOffset = 0;
         FlushPending = FlushSubmitted = false;
         Error = 0;
+        Hole = false;
         HeaderLength = ReplyDataLength = 0;
         Next = null;
     }

@@ -24,6 +24,19 @@ public interface IImageAllocation
     AllocationState QueryAllocation(ulong sector, ulong maxSectors, out ulong runSectors);
 }
 
+/// <summary>
+/// Implemented by drivers whose allocation map is in memory (a VHD's BAT and cached bitmaps): a query
+/// that never performs I/O, cheap enough for the read path.
+/// </summary>
+public interface IImageAllocationMap
+{
+    /// <summary>
+    /// As <see cref="IImageAllocation.QueryAllocation"/>, from memory only; false when answering would
+    /// need I/O (a bitmap not yet read).
+    /// </summary>
+    bool TryQueryMapped(ulong sector, ulong maxSectors, out AllocationState state, out ulong runSectors);
+}
+
 /// <summary>What the whole chain says about a run: allocated somewhere, or a hole that reads as zeroes.</summary>
 public readonly record struct ChainAllocation(ulong Sectors, bool Allocated);
 
@@ -58,6 +71,38 @@ public static class ImageChainAllocation
             if (state == AllocationState.Zero) return new ChainAllocation(run, false);
             var parent = image.Parent;
             if (parent == null || sector >= parent.Sectors) return new ChainAllocation(run, false);
+            limit = Math.Min(run, parent.Sectors - sector);
+            image = parent;
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="Query"/> from in-memory maps only (no syscall, no I/O): false when an image on the
+    /// way has no <see cref="IImageAllocationMap"/> (a raw file would need lseek) or its map lacks the
+    /// answer. The NBD read path uses it to answer reads of holes without reading.
+    /// </summary>
+    public static bool TryQueryMapped(Image leaf, ulong sector, ulong maxSectors, out ChainAllocation allocation)
+    {
+        allocation = default;
+        if (maxSectors == 0) return false;
+        var image = leaf;
+        ulong limit = maxSectors;
+        while (true)
+        {
+            if (image.Driver is not IImageAllocationMap map || !map.TryQueryMapped(sector, limit, out var state, out ulong run))
+                return false;
+            run = Math.Clamp(run, 1, limit);
+            if (state == AllocationState.Data)
+            {
+                allocation = new ChainAllocation(run, true);
+                return true;
+            }
+            var parent = image.Parent;
+            if (state == AllocationState.Zero || parent == null || sector >= parent.Sectors)
+            {
+                allocation = new ChainAllocation(run, false);
+                return true;
+            }
             limit = Math.Min(run, parent.Sectors - sector);
             image = parent;
         }

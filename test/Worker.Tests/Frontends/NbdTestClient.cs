@@ -34,7 +34,8 @@ public sealed class NbdTestClient : IDisposable
     private ulong _nextCookie = 1;
     private readonly Dictionary<ulong, (NbdCommand Command, uint Length)> _pending = new();
 
-    public sealed record Reply(ulong Cookie, NbdError Error, string? Message, byte[] Data, NbdBlockDescriptor[]? Extents);
+    /// <param name="Chunks">The chunk types of a structured reply, in order (null for a simple reply).</param>
+    public sealed record Reply(ulong Cookie, NbdError Error, string? Message, byte[] Data, NbdBlockDescriptor[]? Extents, NbdReplyType[]? Chunks = null);
     public sealed record OptionReply(NbdOptionReplyHeader Header, byte[] Payload);
 
     public NbdHandshakeFlags ReadGreeting()
@@ -171,7 +172,7 @@ public sealed class NbdTestClient : IDisposable
             }
         }
         lock (_pending) _pending.Remove(cookie);
-        return new Reply(cookie, error, message, assembled.ToArray(), extents);
+        return new Reply(cookie, error, message, assembled.ToArray(), extents, [.. chunks.Select(c => c.Item1.Type)]);
     }
 
     public byte[] Read(ulong offset, uint length)
