@@ -7,13 +7,22 @@ using BlkTapCtrl.Protocol.Blkif.SharedMemory;
 namespace BlkTapCtrl.Bench;
 
 /// <summary>
-/// <c>blktap-bench nbd [--size MiB] [--seconds N] [--dir DIR] [--tapdisk PATH] [--skip-ring|--only-ring] [--backend aio|sync|uring]</c>: the same
-/// image, the same client (<c>fio --ioengine=nbd</c>), side by side in one run — our <c>tapdisk serve</c>
-/// against <c>qemu-nbd</c> and <c>nbdkit file</c> in the same cache mode (ours <c>--cache none</c> against
+/// <c>blktap-bench nbd [--size MiB] [--seconds N] [--dir DIR] [--tapdisk PATH] [--vhd-util PATH] [--image raw|vhd|all]
+/// [--cache none|writeback|all] [--skip-ring|--only-ring] [--backend uring|aio|sync]</c>: the same image, the
+/// same client (<c>fio --ioengine=nbd</c>), side by side in one run — our <c>tapdisk serve</c> against
+/// <c>qemu-nbd</c> and <c>nbdkit file</c> in the same cache mode (ours <c>--cache none</c> against
 /// <c>qemu-nbd --cache=none --aio=native</c>; ours <c>--cache writeback</c> against <c>nbdkit file</c> and
 /// <c>qemu-nbd</c>'s default), for 1 MiB sequential read/write at QD8 and 4 KiB random read/write at QD32.
-/// Then the shared-memory blkif ring (a blkfront loop on <see cref="SharedMemoryRingClient"/>) against
-/// fio directly on the file with O_DIRECT. Prints MiB/s and IOPS per job and the ratios.
+/// Without <c>--backend</c> tapdisk runs with its own default.
+/// <list type="bullet">
+/// <item>raw: one fully written file for every server.</item>
+/// <item>vhd: a dynamic VHD made by our <c>vhd-util create</c>, ours on <c>vhd:</c> against <c>qemu-nbd -f vpc</c>
+/// in both cache modes; "allocated" = filled by <c>vhd-util fill</c> (every block present, shared by all
+/// servers), "sparse" = a freshly created image for every server and job, so writes allocate blocks.</item>
+/// <item>ring: the shared-memory blkif ring (a blkfront loop on <see cref="SharedMemoryRingClient"/>) against
+/// fio directly on the raw file with O_DIRECT.</item>
+/// </list>
+/// Prints MiB/s and IOPS per job, the ratios, and a summary of every ratio against its target of issue 6.
 /// </summary>
 public static class NbdBench
 {
@@ -44,8 +53,8 @@ public static class NbdBench
         int sizeMiB = 1024, seconds = 4;
         string dir = Path.Combine(Path.GetTempPath(), $"nbdbench-{Environment.ProcessId}");
         string? tapdisk = null, vhdUtil = null;
-        bool ring = true, nbd = true, raw = true, vhd = true;
-        string backend = "aio";
+        bool ring = true, nbd = true, raw = true, vhd = true, cacheNone = true, cacheWriteback = true;
+        string? backend = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -64,6 +73,15 @@ public static class NbdBench
                     }
                     (raw, vhd) = (which != "vhd", which != "raw");
                     break;
+                case "--cache":
+                    string mode = args[++i];
+                    if (mode is not ("none" or "writeback" or "all"))
+                    {
+                        Console.Error.WriteLine($"nbd bench: --cache '{mode}': expected none, writeback or all");
+                        return 22;
+                    }
+                    (cacheNone, cacheWriteback) = (mode != "writeback", mode != "none");
+                    break;
                 case "--skip-ring": ring = false; break;
                 case "--backend": backend = args[++i]; break;
                 case "--only-ring": nbd = false; break;
@@ -74,7 +92,8 @@ public static class NbdBench
         }
         tapdisk ??= FindBuilt("BlkTapCtrl.Worker", "tapdisk");
         if (vhd && nbd) vhdUtil ??= FindBuilt("BlkTapCtrl.Tools.VhdUtil", "vhd-util");
-        string Tapdisk(string cache) => $"tapdisk --cache {cache} --backend {backend}";
+        string[] backendArgs = backend == null ? [] : ["--backend", backend];
+        string Tapdisk(string cache) => $"tapdisk --cache {cache}{(backend == null ? "" : $" --backend {backend}")}";
         Directory.CreateDirectory(dir);
         string image = Path.Combine(dir, "bench.raw");
         try
@@ -88,22 +107,22 @@ public static class NbdBench
 
             var none = new Peer[]
             {
-                new(Tapdisk("none"), (s, img) => Server.Start(tapdisk, ["serve", $"aio:{img}", "--nbd", $"unix:{s}", "--cache", "none", "--backend", backend], s)),
+                new(Tapdisk("none"), (s, img) => Server.Start(tapdisk, ["serve", $"aio:{img}", "--nbd", $"unix:{s}", "--cache", "none", .. backendArgs], s)),
                 new("qemu-nbd --cache=none --aio=native", (s, img) => Server.Start("qemu-nbd", ["-f", "raw", "--cache=none", "--aio=native", "-t", "-e", "8", "-k", s, img], s)),
             };
             var writeback = new Peer[]
             {
-                new(Tapdisk("writeback"), (s, img) => Server.Start(tapdisk, ["serve", $"aio:{img}", "--nbd", $"unix:{s}", "--cache", "writeback", "--backend", backend], s)),
+                new(Tapdisk("writeback"), (s, img) => Server.Start(tapdisk, ["serve", $"aio:{img}", "--nbd", $"unix:{s}", "--cache", "writeback", .. backendArgs], s)),
                 new("nbdkit file", (s, img) => Server.Start("nbdkit", ["-f", "-U", s, "file", img], s)),
                 new("qemu-nbd (writeback)", (s, img) => Server.Start("qemu-nbd", ["-f", "raw", "-t", "-e", "8", "-k", s, img], s)),
             };
             if (nbd && raw)
             {
-                Compare("raw, cache none", none, dir, seconds, () => image, (_, peer) => peer.StartsWith("qemu") ? 1.5 : null);
-                Compare("raw, page cache", writeback, dir, seconds, () => image, (_, peer) => peer == "nbdkit file" ? 1.0 : null);
+                if (cacheNone) Compare("raw, cache none", none, dir, seconds, () => image, (_, peer) => peer.StartsWith("qemu") ? 1.5 : null);
+                if (cacheWriteback) Compare("raw, page cache", writeback, dir, seconds, () => image, (_, peer) => peer == "nbdkit file" ? 1.0 : null);
             }
-            if (nbd && vhd) VhdSections(tapdisk, vhdUtil!, backend, sizeMiB, dir, seconds);
-            if (ring) RingVersusDirect(tapdisk, image, dir, seconds, backend);
+            if (nbd && vhd) VhdSections(tapdisk, vhdUtil!, backendArgs, sizeMiB, dir, seconds, cacheNone, cacheWriteback);
+            if (ring) RingVersusDirect(tapdisk, image, dir, seconds, backendArgs);
             PrintSummary();
             return 0;
         }
@@ -117,7 +136,7 @@ public static class NbdBench
     /// Dynamic VHD, ours against <c>qemu-nbd -f vpc</c> in both cache modes, allocated and sparse.
     /// Targets (issue 6): at least 1.3× qemu-nbd on reads and 3× on writes.
     /// </summary>
-    private static void VhdSections(string tapdisk, string vhdUtil, string backend, int sizeMiB, string dir, int seconds)
+    private static void VhdSections(string tapdisk, string vhdUtil, string[] backendArgs, int sizeMiB, string dir, int seconds, bool cacheNone, bool cacheWriteback)
     {
         string allocated = Path.Combine(dir, "allocated.vhd");
         VhdUtil(vhdUtil, "create", "-n", allocated, "-s", sizeMiB.ToString(CultureInfo.InvariantCulture));
@@ -134,10 +153,11 @@ public static class NbdBench
         double? Target(Job job, string peer) => IsWrite(job) ? 3.0 : 1.3;
         foreach (var (cache, qemuArgs) in new[] { ("none", new[] { "--cache=none", "--aio=native" }), ("writeback", Array.Empty<string>()) })
         {
+            if (!(cache == "none" ? cacheNone : cacheWriteback)) continue;
             var peers = new Peer[]
             {
-                new($"tapdisk vhd --cache {cache} --backend {backend}",
-                    (s, img) => Server.Start(tapdisk, ["serve", $"vhd:{img}", "--nbd", $"unix:{s}", "--cache", cache, "--backend", backend], s)),
+                new($"tapdisk vhd --cache {cache} {string.Join(' ', backendArgs)}".TrimEnd(),
+                    (s, img) => Server.Start(tapdisk, ["serve", $"vhd:{img}", "--nbd", $"unix:{s}", "--cache", cache, .. backendArgs], s)),
                 new($"qemu-nbd -f vpc {string.Join(' ', qemuArgs)}".TrimEnd(),
                     (s, img) => Server.Start("qemu-nbd", ["-f", "vpc", .. qemuArgs, "-t", "-e", "8", "-k", s, img], s)),
             };
@@ -196,7 +216,7 @@ public static class NbdBench
             Console.WriteLine($"  {r.Section,-28} {r.Job,-20} vs {r.Peer,-36} {r.Value,6:F2}x  {(r.Target is { } g ? $"target {g:F2}x {(r.Value >= g ? "met" : "NOT met")}" : "(no target)")}");
     }
 
-    private static void RingVersusDirect(string tapdisk, string image, string dir, int seconds, string backend)
+    private static void RingVersusDirect(string tapdisk, string image, string dir, int seconds, string[] backendArgs)
     {
         Console.WriteLine();
         Console.WriteLine("== shared-memory blkif ring (tapdisk --cache none, blkfront loop) vs fio on the file with O_DIRECT (libaio)");
@@ -205,7 +225,7 @@ public static class NbdBench
             var direct = Fio(job, ["--ioengine=libaio", "--direct=1", $"--filename={image}"], seconds);
             string socket = Path.Combine(dir, "ring.sock");
             Result ours;
-            using (Server.Start(tapdisk, ["serve", $"aio:{image}", "--ring", $"unix:{socket}", "--cache", "none", "--backend", backend], socket))
+            using (Server.Start(tapdisk, ["serve", $"aio:{image}", "--ring", $"unix:{socket}", "--cache", "none", .. backendArgs], socket))
                 ours = RingLoop(socket, job, seconds);
             double ratio = ours.Iops / Math.Max(1, direct.Iops);
             Summary.Add(new Ratio("ring, cache none", job.Name, "fio O_DIRECT on the file", ratio, 0.85));
