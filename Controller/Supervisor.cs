@@ -26,6 +26,13 @@ public sealed partial class Supervisor : IAsyncDisposable
     private readonly Channel<object> _events = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly List<TapChannel> _channels = [];
     private readonly ChildReaper _reaper;
+
+    /// <summary>
+    /// Workers spawned or reattached whose exit the loop has not handled yet. The reaper's own count drops on its
+    /// thread before the exit event reaches the loop; a stop waits on this one, so every exit is mapped to its
+    /// channel and logged before the daemon ends. Touched only on the loop.
+    /// </summary>
+    private readonly HashSet<int> _workersNotYetReaped = new();
     private readonly FifoPoller _fifoPoller = new();
     private XenStoreClient? _xs;
     private ushort _nextCookie;

@@ -98,6 +98,7 @@ public sealed partial class Supervisor
                 link.Cookies.Add(channel.Cookie);
                 channel.Link = link;
                 _log.LogInformation("{Channel}: spawned {Program} pid {Pid} on {Write} / {Read}", channel, _launcher.Program, pid, fifos.WritePath, fifos.ReadPath);
+                _workersNotYetReaped.Add(pid);
                 _reaper.Track(pid);
                 link.Start(_fifoPoller, (l, m) => Post(new MessageArrived(l, m)), (l, error) => Post(new LinkFailed(l, error)));
                 channel.Channel.Connect(sharedPeerFound: false);

@@ -83,8 +83,10 @@ public sealed partial class Supervisor
             step = "reopening the control FIFOs";
             var link = new WorkerLink(ControlFifos.OpenExisting(_options.RunDir, minor), pid, minor);
             link.Cookies.Add(cookie);
+            _workersNotYetReaped.Add(pid);
             if (!_reaper.TrackOrphan(pid))
             {
+                _workersNotYetReaped.Remove(pid);
                 link.Dispose(); // the worker exited meanwhile: its FIFOs are stale
                 _devices.Release(channel.Device);
                 return false;

@@ -11,6 +11,7 @@ public sealed partial class Supervisor
 {
     private async Task OnChildExitedAsync(ChildExit exit)
     {
+        _workersNotYetReaped.Remove(exit.Pid);
         var affected = _channels.Where(c => c.Link?.Pid == exit.Pid).ToList();
         // One line per exit, whatever the order of SIGCHLD and the last message (the channel may have let go of
         // its worker already): operators and tests grep for it. It names the channels still attached, if any.
@@ -96,9 +97,9 @@ public sealed partial class Supervisor
     private bool _stopDeadlinePassed;
     private bool _forceFinish;
 
-    /// <summary>Stop is complete when no channel talks to a worker and every spawned process is reaped.</summary>
+    /// <summary>Stop is complete when no channel talks to a worker and every spawned process is reaped and its exit handled.</summary>
     private bool AllWorkersGone() =>
         _forceFinish
         || (_channels.All(c => c.Link == null || c.Channel.State is ChannelState.Dead or ChannelState.Closed)
-            && _reaper.TrackedCount == 0);
+            && _workersNotYetReaped.Count == 0);
 }

@@ -12,9 +12,12 @@ public sealed class TapdiskControlClient : IDisposable
     private readonly FileStream _toTapdisk;
     private readonly FileStream _fromTapdisk;
 
-    private TapdiskControlClient(ChildProcess process, FileStream toTapdisk, FileStream fromTapdisk)
+    private readonly string _logDir;
+
+    private TapdiskControlClient(ChildProcess process, FileStream toTapdisk, FileStream fromTapdisk, string logDir)
     {
         Process = process;
+        _logDir = logDir;
         _toTapdisk = toTapdisk;
         _fromTapdisk = fromTapdisk;
     }
@@ -49,7 +52,7 @@ public sealed class TapdiskControlClient : IDisposable
         // its FIFOs) must fail the test, not hang it in open(2). ReceiveAsync watches the process instead of EOF.
         var w = new FileStream(toTap, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
         var r = new FileStream(fromTap, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
-        return new TapdiskControlClient(process, w, r);
+        return new TapdiskControlClient(process, w, r, environment["TAPDISK_LOG_DIR"]!);
     }
 
     public void Send(ControlMessage message)
@@ -76,10 +79,30 @@ public sealed class TapdiskControlClient : IDisposable
             if (Process.HasExited)
                 Assert.Fail($"tapdisk exited with {Process.ExitCode} without replying; stderr: {Process.StdErr}");
             if (DateTime.UtcNow > deadline)
-                Assert.Fail($"no reply from tapdisk; stderr: {Process.StdErr}");
+                Assert.Fail($"no reply from tapdisk; stderr: {Process.StdErr}\n{WhereItIs()}");
         }
         await read;
         return ControlMessage.Read(buf);
+    }
+
+    /// <summary>For a worker that stopped answering: each thread's state and kernel wait channel, and its log so far.</summary>
+    private string WhereItIs()
+    {
+        var text = new System.Text.StringBuilder();
+        try
+        {
+            foreach (var task in Directory.GetDirectories($"/proc/{Process.Pid}/task"))
+            {
+                string comm = File.ReadAllText(Path.Combine(task, "comm")).Trim();
+                string wchan = File.ReadAllText(Path.Combine(task, "wchan")).Trim();
+                string state = File.ReadAllLines(Path.Combine(task, "status")).FirstOrDefault(l => l.StartsWith("State:", StringComparison.Ordinal)) ?? "";
+                text.AppendLine($"thread {Path.GetFileName(task)} {comm}: {state} wchan {wchan}");
+            }
+        }
+        catch (IOException e) { text.AppendLine($"/proc: {e.Message}"); }
+        if (LogFile(_logDir) is { } log)
+            text.AppendLine($"{log}:\n{File.ReadAllText(log)}");
+        return text.ToString();
     }
 
     public async Task<ControlMessage> RequestAsync(ControlMessage message)
