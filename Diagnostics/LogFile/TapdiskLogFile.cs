@@ -143,6 +143,13 @@ public sealed class TapdiskLogFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// True while lines wait in the buffer: the worker's loop then arms a timer that flushes them (so a line reaches
+    /// the disk within a second at most, yet a burst of errors costs one write()). Read without the lock: a stale
+    /// answer only moves the flush by one pass.
+    /// </summary>
+    public bool HasBufferedLines => Volatile.Read(ref _buffered) > 0;
+
     public void Flush()
     {
         lock (_gate)
@@ -181,17 +188,24 @@ public sealed class TapdiskLogFile : IDisposable
     private void ErrorLineLocked(int errno, ReadOnlySpan<char> origin, ReadOnlySpan<char> text)
     {
         Errors++;
-        AppendLineLocked(text);
-        if (SyslogFlushedByLoop) _syslog?.LogDeferred(SyslogSeverity.Error, text);
-        else _syslog?.Log(SyslogSeverity.Error, text);
-        Buckets.Add(errno, origin, text, Timeval.FromDateTimeOffset(_clock.GetUtcNow()));
+        // One clock read stamps the file line, the syslog packet and the bucket; the syslog packet reuses the
+        // line's UTF-8 instead of encoding the text again.
+        var utc = _clock.GetUtcNow();
+        var local = utc.ToOffset(_clock.LocalTimeZone.GetUtcOffset(utc));
+        var utf8 = AppendLineLocked(text, local.DateTime);
+        if (_syslog != null)
+        {
+            if (SyslogFlushedByLoop) _syslog.LogDeferredUtf8(SyslogSeverity.Error, utf8, local);
+            else _syslog.LogUtf8(SyslogSeverity.Error, utf8, local);
+        }
+        Buckets.Add(errno, origin, text, Timeval.FromDateTimeOffset(utc));
     }
 
-    private void AppendLineLocked(ReadOnlySpan<char> text)
+    private void AppendLineLocked(ReadOnlySpan<char> text) => AppendLineLocked(text, _clock.GetLocalNow().DateTime);
+
+    /// <summary>Formats the line and buffers it (unless closed); returns the text's UTF-8 inside the line.</summary>
+    private ReadOnlySpan<byte> AppendLineLocked(ReadOnlySpan<char> text, DateTime now)
     {
-        if (_closed)
-            return;
-        var now = _clock.GetLocalNow().DateTime;
         var line = _line.AsSpan();
         int n = AsciiTime.WriteMonthDayTime(line, now);
         line[n++] = (byte)':';
@@ -200,10 +214,13 @@ public sealed class TapdiskLogFile : IDisposable
         n += AsciiTime.WriteTimeMillis(line[n..], now);
         line[n++] = (byte)']';
         line[n++] = (byte)' ';
+        int textStart = n;
         // Leave room for the newline; a long text is cut on a character boundary.
         Utf8.FromUtf16(text, line[n..^1], out _, out int w, replaceInvalidSequences: true, isFinalBlock: true);
         n += w;
         line[n++] = (byte)'\n';
+        if (_closed)
+            return line[textStart..(n - 1)];
 
         if (_buffered + n > _buffer.Length)
             FlushLocked();
@@ -211,6 +228,7 @@ public sealed class TapdiskLogFile : IDisposable
         _buffered += n;
         if (Level >= TlogLevel.Debug)
             FlushLocked();
+        return line[textStart..(n - 1)];
     }
 
     private void FlushLocked()

@@ -98,19 +98,51 @@ public sealed class SyslogClient : IDisposable
         {
             if (_fd < 0)
                 return;
-            var packet = FormatLocked(severity, text);
-            if (_unreportedDrops > 0 || !_ring.TryEnqueue(packet))
-            {
-                Drop();
-                return;
-            }
-            _flushPending = true;
+            QueueLocked(FormatLocked(severity, text));
         }
+    }
+
+    /// <summary>
+    /// <see cref="LogDeferred(SyslogSeverity, ReadOnlySpan{char})"/> for a caller that already has the text in
+    /// UTF-8 and the time it was logged (the log file line's own): no second transcoding, no second clock read.
+    /// </summary>
+    public void LogDeferredUtf8(SyslogSeverity severity, ReadOnlySpan<byte> utf8Text, DateTimeOffset localTime)
+    {
+        lock (_gate)
+        {
+            if (_fd < 0)
+                return;
+            QueueLocked(FormatLocked(severity, utf8Text, localTime));
+        }
+    }
+
+    /// <summary><see cref="Log"/> with the text already in UTF-8 and its time given (see <see cref="LogDeferredUtf8"/>).</summary>
+    public void LogUtf8(SyslogSeverity severity, ReadOnlySpan<byte> utf8Text, DateTimeOffset localTime)
+    {
+        lock (_gate)
+        {
+            if (_fd < 0)
+                return;
+            SendOrQueueLocked(FormatLocked(severity, utf8Text, localTime));
+        }
+    }
+
+    private void QueueLocked(ReadOnlySpan<byte> packet)
+    {
+        if (_unreportedDrops > 0 || !_ring.TryEnqueue(packet))
+        {
+            Drop();
+            return;
+        }
+        _flushPending = true;
     }
 
     /// <summary>Sends what <see cref="LogDeferred"/> queued (unless the loop already waits for the socket to drain).</summary>
     public void Flush()
     {
+        // Called after every loop pass: most passes queued nothing, and they should not pay for the lock.
+        if (!Volatile.Read(ref _flushPending))
+            return;
         lock (_gate)
         {
             if (_fd < 0 || !_flushPending)
@@ -167,9 +199,18 @@ public sealed class SyslogClient : IDisposable
         return _staging.AsSpan(0, length);
     }
 
-    private void LogLocked(SyslogSeverity severity, ReadOnlySpan<char> text)
+    private ReadOnlySpan<byte> FormatLocked(SyslogSeverity severity, ReadOnlySpan<byte> utf8Text, DateTimeOffset localTime)
     {
-        var packet = FormatLocked(severity, text);
+        int length = _writer.WriteUtf8(_staging, severity, localTime, utf8Text);
+        _messages++;
+        _bytes += length;
+        return _staging.AsSpan(0, length);
+    }
+
+    private void LogLocked(SyslogSeverity severity, ReadOnlySpan<char> text) => SendOrQueueLocked(FormatLocked(severity, text));
+
+    private void SendOrQueueLocked(ReadOnlySpan<byte> packet)
+    {
 
         // While an earlier drop is unreported everything is dropped, so the report lands where the gap is.
         if (_unreportedDrops > 0)

@@ -33,6 +33,33 @@ public sealed class SyslogPacketWriter
     public int Write(Span<byte> dest, SyslogSeverity severity, DateTimeOffset localTime, ReadOnlySpan<char> text)
     {
         dest = dest[..Math.Min(dest.Length, MaxPacketBytes)];
+        int n = WriteHeader(dest, severity, localTime);
+        // DestinationTooSmall still reports how much fitted, ending on a whole character: that is the truncation.
+        Utf8.FromUtf16(text, dest[n..], out _, out int w, replaceInvalidSequences: true, isFinalBlock: true);
+        return n + w;
+    }
+
+    /// <summary>
+    /// <see cref="Write"/> for text already in UTF-8 (e.g. the log file's copy of the same line); a text too long
+    /// for the packet is cut before the character that does not fit whole.
+    /// </summary>
+    public int WriteUtf8(Span<byte> dest, SyslogSeverity severity, DateTimeOffset localTime, ReadOnlySpan<byte> utf8Text)
+    {
+        dest = dest[..Math.Min(dest.Length, MaxPacketBytes)];
+        int n = WriteHeader(dest, severity, localTime);
+        int take = Math.Min(utf8Text.Length, dest.Length - n);
+        if (take < utf8Text.Length)
+        {
+            // Back up over continuation bytes (10xxxxxx) to the start of the character that was cut.
+            while (take > 0 && (utf8Text[take] & 0xC0) == 0x80)
+                take--;
+        }
+        utf8Text[..take].CopyTo(dest[n..]);
+        return n + take;
+    }
+
+    private int WriteHeader(Span<byte> dest, SyslogSeverity severity, DateTimeOffset localTime)
+    {
         int n = 0;
         dest[n++] = (byte)'<';
         ((int)_facility * 8 + (int)severity).TryFormat(dest[n..], out int w, default, CultureInfo.InvariantCulture);
@@ -51,10 +78,7 @@ public sealed class SyslogPacketWriter
             n += w;
         }
         _identTail.CopyTo(dest[n..]);
-        n += _identTail.Length;
-        // DestinationTooSmall still reports how much fitted, ending on a whole character: that is the truncation.
-        Utf8.FromUtf16(text, dest[n..], out _, out w, replaceInvalidSequences: true, isFinalBlock: true);
-        return n + w;
+        return n + _identTail.Length;
     }
 
     private static string HostName()

@@ -13,6 +13,11 @@ namespace BlkTapCtrl.Worker.Logging;
 /// syslog daemon never blocks the datapath, and there is no thread); a debug dump (SIGUSR1, watchdog) makes
 /// the log precious and writes the stats snapshot <c>TAPDISK.&lt;pid&gt;.stats.json</c>, which is also
 /// refreshed every second while counters move. Dispose keeps or deletes the log and reports the syslog totals.
+/// <para>
+/// No periodic wake-up when nothing happens: the log file's flush timer runs only while lines wait in its buffer,
+/// and the stats timer stops once a refresh finds nothing changed and restarts on the next pass that changed
+/// something — an idle tapdisk sleeps in its wait until real work (or a real deadline) comes.
+/// </para>
 /// </summary>
 public sealed class WorkerDiagnostics : IDisposable
 {
@@ -21,6 +26,9 @@ public sealed class WorkerDiagnostics : IDisposable
     private readonly TapdiskLogFile? _logFile;
     private readonly int _writableEvent;
     private readonly int _statsEvent;
+    private readonly int _flushEvent;
+    private bool _statsArmed = true;
+    private bool _flushArmed;
     private long _lastStatsFingerprint = -1;
     private bool _disposed;
 
@@ -66,10 +74,8 @@ public sealed class WorkerDiagnostics : IDisposable
         log.PreciousRequested = OnDebugDump;
         // Errors on the datapath are queued for syslog and leave together when the pass ends (one sendmmsg).
         if (_logFile != null)
-        {
             _logFile.SyslogFlushedByLoop = true;
-            server.IterationEnded = _syslog.Flush;
-        }
+        server.IterationEnded = OnIterationEnded;
 
         // WRITE interest only while the ring holds packets: masked otherwise, so the fd is not even polled.
         _writableEvent = server.Loop.Register(EventMode.Write, _syslog.FileDescriptor, 0,
@@ -78,6 +84,10 @@ public sealed class WorkerDiagnostics : IDisposable
         _syslog.WantsWritableChanged += wants => _server.Loop.Mask(_writableEvent, !wants);
         _statsEvent = StatsPath == null ? 0 : server.Loop.Register(EventMode.Timeout, -1, options.StatsIntervalMicroseconds,
             static (_, _, s) => ((WorkerDiagnostics)s!).RefreshStats(), this);
+        // Buffered log lines reach the file within this interval (a burst of lines costs one write()).
+        _flushEvent = _logFile == null ? 0 : server.Loop.Register(EventMode.Timeout, -1, options.LogFlushIntervalMicroseconds,
+            static (_, _, s) => ((WorkerDiagnostics)s!).FlushLogFile(), this);
+        server.Loop.Mask(_flushEvent, true);
     }
 
     public SyslogClient Syslog => _syslog;
@@ -152,15 +162,54 @@ public sealed class WorkerDiagnostics : IDisposable
         WriteStats();
     }
 
-    private void RefreshStats()
+    /// <summary>
+    /// End of every loop pass: send the syslog lines the pass queued, start the log file's flush timer when lines
+    /// wait in its buffer, restart the stats timer when something changed since it stopped. Two flag checks on a
+    /// busy pass.
+    /// </summary>
+    private void OnIterationEnded()
+    {
+        _syslog.Flush();
+        if (!_flushArmed && _logFile is { HasBufferedLines: true })
+        {
+            _flushArmed = true;
+            _server.Loop.ResetTimeout(_flushEvent);
+            _server.Loop.Mask(_flushEvent, false);
+        }
+        if (!_statsArmed && _statsEvent != 0 && StatsFingerprint() != _lastStatsFingerprint)
+        {
+            _statsArmed = true;
+            _server.Loop.ResetTimeout(_statsEvent);
+            _server.Loop.Mask(_statsEvent, false);
+        }
+    }
+
+    private void FlushLogFile()
+    {
+        _logFile?.Flush();
+        _flushArmed = false;
+        _server.Loop.Mask(_flushEvent, true);
+    }
+
+    private long StatsFingerprint()
     {
         long fingerprint = _server.Vbds.Count;
         foreach (var v in _server.Vbds)
             fingerprint = fingerprint * 31 + v.Counters.Received + v.Counters.Returned + v.Counters.Errors + v.NewCount + v.PendingCount
                           + (long)v.Flags + System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(v.Chain); // open, pause, resume show at once
-        fingerprint = fingerprint * 31 + _syslog.Statistics.Messages;
+        return fingerprint * 31 + _syslog.Statistics.Messages;
+    }
+
+    private void RefreshStats()
+    {
+        long fingerprint = StatsFingerprint();
         if (fingerprint == _lastStatsFingerprint)
+        {
+            // Nothing moved for a whole interval: stop waking up; the next pass that changes something restarts it.
+            _statsArmed = false;
+            _server.Loop.Mask(_statsEvent, true);
             return;
+        }
         _lastStatsFingerprint = fingerprint;
         WriteStats();
     }
@@ -172,6 +221,7 @@ public sealed class WorkerDiagnostics : IDisposable
         _disposed = true;
         _server.Loop.Unregister(_writableEvent);
         _server.Loop.Unregister(_statsEvent);
+        _server.Loop.Unregister(_flushEvent);
         var log = _server.Log;
         log.ErrorSink = null;
         log.PreciousRequested = null;

@@ -26,6 +26,12 @@ public sealed class WorkerDiagnosticsOptions
     public long StatsIntervalMicroseconds { get; set; } = 1_000_000;
 
     /// <summary>
+    /// How long a line may wait in the log file's buffer before it is written (the timer runs only while lines
+    /// wait): a burst of lines costs one write(), and a killed process loses at most this much of its log.
+    /// </summary>
+    public long LogFlushIntervalMicroseconds { get; set; } = 1_000_000;
+
+    /// <summary>
     /// Removes the diagnostics options from <paramref name="args"/> (so the §3.1 command line stays as it was)
     /// and returns the rest. Throws <see cref="ArgumentException"/> for an option without its value.
     /// </summary>

@@ -340,7 +340,7 @@ public sealed class VirtualBlockDevice
         {
             if (v.Error == 0) v.Error = -Errno.EIO;
             _server.Log.Error(v.Error, "tapdisk_vbd_make_response",
-                $"returning BLKIF_RSP -1 for req {v.Slot} ({v.Operation} 0x{v.TotalSectors:x} secs at 0x{v.Sector:x}, {v.NumRetries} retries)");
+                $"returning BLKIF_RSP -1 for req {v.Slot} ({v.Operation.LogName()} 0x{v.TotalSectors:x} secs at 0x{v.Sector:x}, {v.NumRetries} retries)");
         }
         var frontend = v.Frontend;
         FrontendEntry? entry = null;
@@ -525,7 +525,7 @@ public sealed class VirtualBlockDevice
             {
                 Counters.Errors++;
                 _server.Log.Error(error, "tapdisk_vbd_complete_td_request",
-                    $"req {v.Slot}: {(tap.Operation == VbdOperation.Write ? "write" : tap.Operation == VbdOperation.Read ? "read" : "flush")} 0x{tap.Sectors:x} secs to 0x{tap.Sector:x}");
+                    $"req {v.Slot}: {tap.Operation.LogName()} 0x{tap.Sectors:x} secs to 0x{tap.Sector:x}");
             }
         }
         if (v.Submitting == 0 && v.PendingUnits == 0) CompleteVreq(v);

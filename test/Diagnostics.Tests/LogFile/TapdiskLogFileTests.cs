@@ -36,8 +36,13 @@ public class TapdiskLogFileTests
     {
         using var dir = new TempDir();
         using var log = new TapdiskLogFile(dir.Path, 32, TlogLevel.Warn, syslog: null, Clock);
+        Assert.That(log.HasBufferedLines, Is.False);
         log.Write(TlogLevel.Warn, "f", "buffered");
         Assert.That(new FileInfo(log.TemporaryPath).Length, Is.Zero);
+        Assert.That(log.HasBufferedLines, Is.True, "the worker's loop arms its flush timer on this");
+        log.Flush();
+        Assert.That(log.HasBufferedLines, Is.False);
+        Assert.That(File.ReadAllLines(log.TemporaryPath), Has.Length.EqualTo(1));
         log.Level = TlogLevel.Debug;
         log.Write(TlogLevel.Debug, "f", "line-buffered");
         Assert.That(File.ReadAllLines(log.TemporaryPath), Has.Length.EqualTo(2));

@@ -46,6 +46,22 @@ public class SyslogPacketWriterTests
     }
 
     [Test]
+    public void Utf8_text_gives_the_same_packet_and_is_cut_before_a_character_that_does_not_fit()
+    {
+        var w = new SyslogPacketWriter(SyslogPacketFormat.Rfc3164, SyslogFacility.Daemon, "tapdisk", 1);
+        foreach (string text in new[] { "req 3: read 0x8 secs to 0x10", "é" + new string('x', 1000) + "€€€€€€€€", new string('€', 400) })
+        {
+            var a = new byte[2048];
+            var b = new byte[2048];
+            int na = w.Write(a, SyslogSeverity.Error, Nov5, text);
+            int nb = w.WriteUtf8(b, SyslogSeverity.Error, Nov5, Encoding.UTF8.GetBytes(text));
+            Assert.That(b.AsSpan(0, nb).ToArray(), Is.EqualTo(a.AsSpan(0, na).ToArray()), text[..10]);
+            Assert.That(nb, Is.LessThanOrEqualTo(SyslogPacketWriter.MaxPacketBytes));
+            Assert.That(Encoding.UTF8.GetString(b, 0, nb), Does.Not.Contain("\uFFFD"), "no half character");
+        }
+    }
+
+    [Test]
     public void Ident_must_be_sensible()
     {
         Assert.Throws<ArgumentException>(() => new SyslogPacketWriter(SyslogPacketFormat.Rfc3164, SyslogFacility.Daemon, "", 1));

@@ -74,6 +74,41 @@ public sealed class TapdiskSyslogTests
         Assert.That(File.Exists(statsPath), Is.False, "the live snapshot goes away with the process");
     }
 
+    [Test]
+    public async Task Buffered_error_lines_reach_the_log_file_within_a_second_and_all_survive_SIGTERM()
+    {
+        using var dir = new TempDir("tb");
+        using var daemon = new FakeSyslogDaemon(dir["log"]);
+        using var tapdisk = new ChildProcess(RepoPaths.Executable("tapdisk"),
+        [
+            "serve", "aio:/dev/full", "--nbd", "unix:" + dir["nbd"], "--backend", "sync",
+            "--syslog-socket", daemon.Path, "--log-dir", dir["logs"],
+        ]);
+        await WaitForAsync(() => tapdisk.StdOut.Contains("listening on", StringComparison.Ordinal), tapdisk, "listening");
+        string tmpPath = Path.Combine(dir["logs"], $"TAPDISK.{tapdisk.Pid}.tmp");
+        string logPath = Path.Combine(dir["logs"], $"TAPDISK.{tapdisk.Pid}.log");
+        int FailuresIn(string path) => !File.Exists(path) ? 0 : File.ReadAllLines(path)
+            .Count(l => l.Contains(ReturnLine, StringComparison.Ordinal) && !l.Contains("TAPDISK ERROR", StringComparison.Ordinal));
+
+        using (var nbd = new MinimalNbdClient(dir["nbd"]))
+        {
+            var block = new byte[4096];
+            for (int i = 0; i < 20; i++)
+                Assert.That(nbd.Write((ulong)i * 4096, block), Is.EqualTo(28), "ENOSPC from /dev/full");
+            // Buffered (a burst costs one write()), yet on disk within the flush interval while tapdisk runs on:
+            // a crash would lose at most that second.
+            await WaitForAsync(() => FailuresIn(tmpPath) == 20, tapdisk, "the 20 failures in the running tapdisk's log file");
+
+            // More failures, then SIGTERM at once: nothing buffered is lost, the log is kept as .log.
+            for (int i = 20; i < 50; i++)
+                Assert.That(nbd.Write((ulong)i * 4096, block), Is.EqualTo(28));
+        }
+        Assert.That((await ChildProcess.RunAsync("kill", ["-TERM", tapdisk.Pid.ToString()])).Code, Is.Zero);
+        Assert.That(await tapdisk.WaitAsync(TimeSpan.FromSeconds(20)), Is.Zero);
+        Assert.That(File.Exists(tmpPath), Is.False);
+        Assert.That(FailuresIn(logPath), Is.EqualTo(50));
+    }
+
     private static async Task WaitForAsync(Func<bool> condition, ChildProcess process, string what)
     {
         for (int i = 0; i < 300 && !condition(); i++)

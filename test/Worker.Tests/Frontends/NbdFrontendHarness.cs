@@ -45,7 +45,7 @@ public sealed class NbdFrontendHarness : IDisposable
         RingSocketPath = _dir["ring.sock"];
         using (var f = File.Create(ImagePath)) f.SetLength(imageBytes);
         prepareImage?.Invoke(ImagePath);
-        var log = new WorkerLog { Sink = (_, line) => { lock (LogLines) LogLines.Add(line); } };
+        var log = new WorkerLog { Sink = (_, line) => { lock (LogLines) LogLines.Add(line.ToString()); } };
         Server = new TapdiskServer(new TapdiskServerOptions { Backend = backend, Log = log });
         Vbd = Server.CreateVbd(1);
         int err = Vbd.Open(new VbdOpenParameters(ImagePath, type, flags | (readOnly ? ImageOpenFlags.ReadOnly : 0)));

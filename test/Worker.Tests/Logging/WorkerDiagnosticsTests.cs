@@ -83,7 +83,7 @@ public sealed class WorkerDiagnosticsTests
         Assert.That(returned, Has.Count.EqualTo(2), string.Join("\n", datagrams));
         // CA-27472 failure info: the real errno of the request, here ENOSPC.
         Assert.That(returned, Has.All.StartWith("ERROR: errno 28 at "));
-        Assert.That(returned[0], Does.Contain("Write 0x8 secs at 0x10"));
+        Assert.That(returned[0], Does.Contain("write 0x8 secs at 0x10"));
 
         var logFile = rig.Diagnostics.LogFile!;
         string tmp = logFile.TemporaryPath;
@@ -143,6 +143,56 @@ public sealed class WorkerDiagnosticsTests
         var sectors = reqs.Select(r => r[(r.IndexOf(" at 0x", StringComparison.Ordinal) + 6)..].Split(',')[0]).ToList();
         Assert.That(sectors, Is.EqualTo(Enumerable.Range(0, sectors.Count).Select(i => (i * 8).ToString("x"))));
         Assert.That(sectors, Has.Count.GreaterThan(10));
+    }
+
+    [Test]
+    public void Buffered_error_lines_reach_the_file_within_the_flush_interval_then_no_timer_is_left_running()
+    {
+        using var rig = new Rig();
+        var clock = (VirtualClock)rig.Server.Clock;
+        var logFile = rig.Diagnostics.LogFile!;
+        rig.Request(VbdOperation.Write, 16);
+        Assert.That(logFile.HasBufferedLines, Is.True);
+        Assert.That(new FileInfo(logFile.TemporaryPath).Length, Is.Zero, "buffered: the error pass cost no write()");
+
+        // Idle passes: the virtual clock jumps to the next deadline, the flush timer's (1 s) among them.
+        long start = clock.NowMicroseconds;
+        while (logFile.HasBufferedLines && clock.NowMicroseconds - start < 5_000_000)
+            rig.Server.Iterate();
+        Assert.That(clock.NowMicroseconds - start, Is.LessThanOrEqualTo(1_000_000));
+        var lines = File.ReadAllLines(logFile.TemporaryPath);
+        Assert.That(lines.Count(l => l.Contains(ReturnLine, StringComparison.Ordinal)), Is.EqualTo(1), string.Join("\n", lines));
+
+        // Nothing buffered, counters still: after the stats timer saw a quiet interval, no timer is armed, so an
+        // idle pass waits the loop's full bound (600 s) instead of waking up every second.
+        for (int i = 0; i < 3; i++) rig.Server.Iterate();
+        long before = clock.NowMicroseconds;
+        rig.Server.Iterate();
+        Assert.That(clock.NowMicroseconds - before, Is.EqualTo(EventLoop.DefaultMaxTimeoutMicroseconds));
+
+        // Activity restarts the stats refresh: the snapshot shows the new request within a second.
+        File.Delete(rig.Diagnostics.StatsPath!);
+        rig.Request(VbdOperation.Read, 0);
+        before = clock.NowMicroseconds;
+        while (!File.Exists(rig.Diagnostics.StatsPath!) && clock.NowMicroseconds - before < 5_000_000)
+            rig.Server.Iterate();
+        Assert.That(clock.NowMicroseconds - before, Is.LessThanOrEqualTo(1_000_000));
+        Assert.That(TapdiskStatsJson.Parse(File.ReadAllBytes(rig.Diagnostics.StatsPath!)).Vbds.Single().Received, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void Buffered_lines_are_all_in_the_kept_log_after_close()
+    {
+        using var rig = new Rig();
+        for (int i = 0; i < 50; i++)
+            rig.Request(VbdOperation.Write, (ulong)i * 8);
+        var logFile = rig.Diagnostics.LogFile!;
+        rig.Diagnostics.Dispose();
+        var failures = File.ReadAllLines(logFile.SavedPath).Where(l => l.Contains(ReturnLine, StringComparison.Ordinal)
+                                                                       && !l.Contains("TAPDISK ERROR", StringComparison.Ordinal)).ToList();
+        Assert.That(failures, Has.Count.EqualTo(50));
+        Assert.That(failures.Select(l => l[(l.IndexOf(" at 0x", StringComparison.Ordinal) + 6)..].Split(',')[0]),
+            Is.EqualTo(Enumerable.Range(0, 50).Select(i => (i * 8).ToString("x"))), "in order");
     }
 
     [Test]

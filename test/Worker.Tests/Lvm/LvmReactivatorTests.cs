@@ -54,7 +54,7 @@ public class LvmReactivatorTests
 
         public LvmReactivator Reactivator() => new(
             new LvmOptions { Lvchange = Lvchange.Executable, DeviceMapperDirectory = Mapper },
-            new WorkerLog { Sink = (_, line) => Log.Add(line) }, Clock);
+            new WorkerLog { Sink = (_, line) => Log.Add(line.ToString()) }, Clock);
 
         public VbdOpenParameters Lvm(string path) => new(path, DriverType.Vhd, Storage: StorageType.Lvm);
 
@@ -138,7 +138,7 @@ public class LvmReactivatorTests
     {
         using var c = new LvmChain();
         var r = new LvmReactivator(new LvmOptions { Lvchange = c.Dir["no-such-lvchange"], WalkAttempts = 2 },
-            new WorkerLog { Sink = (_, line) => c.Log.Add(line) }, c.Clock);
+            new WorkerLog { Sink = (_, line) => c.Log.Add(line.ToString()) }, c.Clock);
         Assert.That(r.Reactivate(c.Lvm(c.Leaf)), Is.EqualTo(-Errno.ENOENT));
         Assert.That(c.Log.Last(), Does.Contain("cannot run " + c.Dir["no-such-lvchange"]));
     }
@@ -170,7 +170,7 @@ public class LvmReactivatorTests
         string elsewhere = Path.Combine(c.Dir["vg"], "VHD-elsewhere"); // locator becomes ../mapper/<base>
         VhdCreator.Create(elsewhere, new VhdCreateOptions { Type = DiskType.Differencing, ParentPath = c.BaseVolume });
         var r = new LvmReactivator(new LvmOptions { Lvchange = c.Lvchange.Executable, DeviceMapperDirectory = c.Mapper, WalkAttempts = 1 },
-            new WorkerLog { Sink = (_, line) => c.Log.Add(line) }, c.Clock);
+            new WorkerLog { Sink = (_, line) => c.Log.Add(line.ToString()) }, c.Clock);
         Assert.That(r.Reactivate(c.Lvm(elsewhere)), Is.EqualTo(-Errno.EINVAL));
         Assert.That(c.Log.Last(), Does.Contain($"MACX parent locator '../mapper/{LvmChain.BaseName}' is not ./<logical volume>"));
     }

@@ -23,7 +23,7 @@ public abstract class EngineBase : IDisposable, IVbdControlReplies
     /// <param name="options">Server options; the harness supplies the log that fills <see cref="LogLines"/>.</param>
     protected EngineBase(Func<WorkerLog, TapdiskServerOptions> options, int memoryBytes)
     {
-        Server = new TapdiskServer(options(new WorkerLog { Sink = (_, line) => LogLines.Add(line) }));
+        Server = new TapdiskServer(options(new WorkerLog { Sink = (_, line) => LogLines.Add(line.ToString()) }));
         Memory = new AlignedBuffer(memoryBytes);
         Vbd = Server.CreateVbd(1);
         Vbd.ControlReplies = this;
