@@ -42,7 +42,7 @@ public class ResumeVolumeNameTests
             RawVolume = Path.Combine(vg, RawName);
             VhdVolume = Path.Combine(vg, VhdName);
             using (var f = File.Create(RawVolume)) f.SetLength(8 << 20);
-            var log = new WorkerLog { Sink = (_, line) => Log.Add(line) };
+            var log = new WorkerLog { Sink = (_, line) => Log.Add(line.ToString()) };
             var lvm = new LvmReactivator(new LvmOptions { Lvchange = Lvchange.Executable, DeviceDirectory = Dev }, log, Clock);
             Server = new TapdiskServer(new TapdiskServerOptions { Clock = Clock, Log = log, Lvm = lvm, Backend = IoBackendKind.Synchronous });
             Vbd = Server.CreateVbd(1);
