@@ -68,6 +68,7 @@ public sealed unsafe class NbdConnection : IVbdFrontend
         _server = server;
         _socket = socket;
         _socket.Blocking = false;
+        WidenSendBuffer(socket);
         _fd = (int)socket.Handle;
         _loop = server.Loop;
         _export = server.Export;
@@ -86,6 +87,34 @@ public sealed unsafe class NbdConnection : IVbdFrontend
         _vbd.Attach(this);
         _negotiation.WriteGreeting();
         TrySend();
+    }
+
+    /// <summary>Socket send buffer asked for on every connection.</summary>
+    public const int SendBufferBytes = 4 << 20;
+    private const int SolSocket = 1, SoSndBufForce = 32;
+
+    /// <summary>
+    /// A 1 MiB READ reply does not fit the default ~200 KiB socket buffer: the loop would send it in five
+    /// pieces, waking for writability between them while the client drains each. With a few MiB the
+    /// replies of a whole batch leave in one sendmsg and the loop goes back to reading requests (seq-read
+    /// 1M QD8 from the page cache: about +40%). SO_SNDBUFFORCE (root, as tapdisk runs) passes
+    /// net.core.wmem_max; otherwise SO_SNDBUF up to it. Best effort: a smaller buffer only costs wake-ups.
+    /// </summary>
+    private static void WidenSendBuffer(Socket socket)
+    {
+        try
+        {
+            Span<byte> value = stackalloc byte[sizeof(int)];
+            MemoryMarshal.Write(value, SendBufferBytes);
+            socket.SetRawSocketOption(SolSocket, SoSndBufForce, value);
+            return;
+        }
+        catch (SocketException) { } // EPERM without CAP_NET_ADMIN
+        try
+        {
+            if (socket.SendBufferSize < SendBufferBytes) socket.SendBufferSize = SendBufferBytes;
+        }
+        catch (SocketException) { }
     }
 
     public string Peer { get; }

@@ -228,5 +228,8 @@ public sealed class NbdTestClient : IDisposable
         catch (SocketException) { return false; }
     }
 
+    /// <summary>Bytes received and not yet read (FIONREAD).</summary>
+    public int Available => _socket.Available;
+
     public void Dispose() => _socket.Dispose();
 }

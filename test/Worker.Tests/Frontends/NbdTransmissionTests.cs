@@ -201,4 +201,19 @@ public class NbdTransmissionTests
         long allocated = h.LoopAllocatedBytes - before;
         Assert.That(allocated, Is.LessThan(4096), $"{allocated} bytes allocated on the loop thread for 4096 requests");
     }
+
+    [Test]
+    public void A_1_MiB_read_reply_leaves_whole_while_the_client_is_not_reading()
+    {
+        // With the default ~200 KiB socket buffer the server could queue only a fifth of it and would wait
+        // for the client to drain; the widened buffer takes the whole reply in one go.
+        using var h = new NbdFrontendHarness(imageBytes: 4 << 20, prepareImage: p => File.WriteAllBytes(p, TestBytes.Pattern(4 << 20, 8)));
+        using var c = h.Connect(structured: true);
+        c.SendRequest(NbdCommand.Read, 1 << 20, 1 << 20);
+        int expected = (1 << 20) + NbdStructuredReply.OffsetDataHeaderSize;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (c.Available < expected && DateTime.UtcNow < deadline) Thread.Sleep(10);
+        Assert.That(c.Available, Is.EqualTo(expected), "bytes queued on the client's socket before it read any");
+        Assert.That(c.ReadReply().Data, Is.EqualTo(TestBytes.Pattern(4 << 20, 8).AsSpan(1 << 20, 1 << 20).ToArray()));
+    }
 }
