@@ -63,6 +63,8 @@ public sealed unsafe class NbdConnection : IVbdFrontend
     private bool _submitted;
     private bool _freed;
 
+    public int PolledFd => _fd;
+
     internal NbdConnection(NbdServer server, Socket socket, string peer)
     {
         _server = server;

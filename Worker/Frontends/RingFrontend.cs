@@ -30,6 +30,8 @@ public sealed unsafe class RingFrontend : IVbdFrontend, IDisposable
     private bool _closed;
     private int _outstanding;
 
+    public int PolledFd => _device.KickFd;
+
     public RingFrontend(EventLoop loop, VirtualBlockDevice vbd, IRingDevice device, WorkerLog log)
     {
         _loop = loop;

@@ -83,11 +83,16 @@ public static class TapdiskProcess
         foreach (var q in server.Queues)
             if (q is IO.LinuxAioQueue lio) aio |= Scheduling.WakeupRing.MaskOf(lio.EventFd);
             else if (q is IO.IoUringQueue uring) aio |= Scheduling.WakeupRing.MaskOf(uring.EventFd);
+        var vbds = new ulong[server.Vbds.Count];
         ulong known = Scheduling.WakeupRing.MaskOf(channel.ReadFd) | Scheduling.WakeupRing.MaskOf(channel.WriteFd) | aio;
+        for (int i = 0; i < vbds.Length; i++) known |= vbds[i] = server.Vbds[i].FrontendFdMask;
         ulong other = 0;
         foreach (int fd in server.Loop.PolledFds) other |= Scheduling.WakeupRing.MaskOf(fd);
         other &= ~known;
         yield return $"index: ipc rfd:{Scheduling.WakeupRing.MaskOf(channel.ReadFd):x} wfd:{Scheduling.WakeupRing.MaskOf(channel.WriteFd):x} aio:{aio:x} other:{other:x}";
+        // One line per VBD, in the server's order: the fds of its frontends (ring kick fd, NBD connections).
+        for (int i = 0; i < vbds.Length; i++)
+            yield return $"index: vbd [{i}]:{vbds[i]:x}";
     }
 
     /// <summary>INT/TERM/BUS close every VBD; XFSZ kills the queues and reports once; USR1 dumps.</summary>

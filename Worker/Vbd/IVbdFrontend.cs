@@ -26,4 +26,10 @@ public interface IVbdFrontend
     /// kicked). Stop submitting and release the VBD; rented requests are gone.
     /// </summary>
     void OnVbdClosed();
+
+    /// <summary>
+    /// The fd the event loop watches for this frontend's requests (a ring's kick fd, an NBD connection's socket),
+    /// or −1 for none; only the debug dump reads it (its <c>index: vbd [i]:mask</c> lines, CA-27472).
+    /// </summary>
+    int PolledFd => -1;
 }

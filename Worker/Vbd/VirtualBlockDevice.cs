@@ -124,6 +124,18 @@ public sealed class VirtualBlockDevice
     /// </summary>
     public void Detach(IVbdFrontend frontend) => _frontends.RemoveAll(e => e.Frontend == frontend);
 
+    /// <summary>The wake-up ring bits of the attached frontends' fds (<see cref="IVbdFrontend.PolledFd"/>), for the debug dump.</summary>
+    public ulong FrontendFdMask
+    {
+        get
+        {
+            ulong mask = 0;
+            foreach (var e in _frontends)
+                if (e.Frontend.PolledFd >= 0) mask |= Scheduling.WakeupRing.MaskOf(e.Frontend.PolledFd);
+            return mask;
+        }
+    }
+
     /// <summary>Requests rented by <paramref name="frontend"/> and not yet answered.</summary>
     public int OutstandingRequests(IVbdFrontend frontend)
     {

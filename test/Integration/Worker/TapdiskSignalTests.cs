@@ -92,12 +92,10 @@ public class TapdiskSignalTests
         using var tap = await TapdiskControlClient.StartAsync(dir);
         await OpenAsync(dir, tap, 5, image, 1);
         const int requests = 150; // more loop wake-ups than the ring holds
-        using (var nbd = new MinimalNbdClient(dir["nbd1.sock"]))
-        {
-            var block = new byte[4096];
-            for (int i = 0; i < requests; i++)
-                Assert.That(nbd.Read((ulong)(i % 256) * 4096, block), Is.Zero);
-        }
+        using var nbd = new MinimalNbdClient(dir["nbd1.sock"]); // still connected at the dump and at CLOSE: the VBD's frontend
+        var block = new byte[4096];
+        for (int i = 0; i < requests; i++)
+            Assert.That(nbd.Read((ulong)(i % 256) * 4096, block), Is.Zero);
 
         await Kill(tap.Process, "USR1");
         string logPath = Path.Combine(dir.Path, $"TAPDISK.{tap.Process.Pid}.log");
@@ -108,6 +106,16 @@ public class TapdiskSignalTests
         var vbd = lines.Single(l => l.Contains("tapdisk_server_debug: VBD 5:", StringComparison.Ordinal));
         Assert.That(vbd, Does.Contain("new 0 pending 0 failed 0 completed 0").And.Contain($"received 0x{requests:x} returned 0x{requests:x} errors 0x0"));
         Assert.That(lines, Has.One.Contains("tapdisk_server_debug: index: ipc rfd:"));
+        // index: vbd [0]:<mask> names the bit of the VBD's frontend, the NBD connection: a single fd, not one of the
+        // control FIFOs, and the fd that woke the loop for the reads.
+        var ipc = Regex.Match(lines.Single(l => l.Contains("index: ipc", StringComparison.Ordinal)), @"rfd:([0-9a-f]+) wfd:([0-9a-f]+)");
+        ulong fifos = ulong.Parse(ipc.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture)
+                      | ulong.Parse(ipc.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        var vbdIndex = lines.Select(l => Regex.Match(l, @"tapdisk_server_debug: index: vbd \[(\d+)\]:([0-9a-f]+)$")).Where(m => m.Success).ToList();
+        Assert.That(vbdIndex.Select(m => m.Groups[1].Value), Is.EqualTo(new[] { "0" }), "one line per VBD");
+        ulong frontend = ulong.Parse(vbdIndex[0].Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        Assert.That(System.Numerics.BitOperations.PopCount(frontend), Is.EqualTo(1), "one NBD connection, one fd bit");
+        Assert.That(frontend & fifos, Is.Zero);
         var ring = lines.Select(l => Regex.Match(l, @"tapdisk_server_debug: \[(\d+)/(\d+)\]:((?: \d+\.\d{6}:[0-9a-f]+)+)$"))
             .Where(m => m.Success).ToList();
         Assert.That(ring, Has.Count.EqualTo(16), "128 entries, 8 per line");
@@ -116,6 +124,10 @@ public class TapdiskSignalTests
         Assert.That(firstIndex, Is.GreaterThan(0), "older wake-ups were overwritten");
         Assert.That(ring.Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)),
             Is.EqualTo(Enumerable.Range(0, 16).Select(i => firstIndex + 8 * i)), "oldest first, consecutive");
+        var masks = ring.SelectMany(m => m.Groups[3].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(e => ulong.Parse(e[(e.IndexOf(':') + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToList();
+        Assert.That(masks.Count(m => (m & frontend) != 0), Is.GreaterThanOrEqualTo(32),
+            "each read wakes the loop on that fd (and once more on the I/O queue's eventfd for its completion)");
 
         Assert.That((await tap.RequestAsync(ControlMessage.Simple(ControlMessageType.Close, 5))).Type, Is.EqualTo(ControlMessageType.CloseResponse));
         Assert.That(await tap.Process.WaitAsync(TimeSpan.FromSeconds(10)), Is.Zero);
