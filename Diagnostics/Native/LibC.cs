@@ -44,26 +44,6 @@ internal static unsafe partial class LibC
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
     public static partial nint Send(int fd, byte* buffer, nuint length, int flags);
 
-    [StructLayout(LayoutKind.Sequential)]
-    public struct IoVec
-    {
-        public void* Base;
-        public nuint Length;
-    }
-
-    /// <summary>struct msghdr (x86-64 glibc layout; natural alignment pads after the two 32-bit fields).</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct MsgHdr
-    {
-        public void* Name;
-        public uint NameLength;
-        public IoVec* Iov;
-        public nuint IovLength;
-        public void* Control;
-        public nuint ControlLength;
-        public int Flags;
-    }
-
     /// <summary>struct mmsghdr: one datagram of a sendmmsg batch and, on return, its length sent.</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct MMsgHdr

@@ -287,14 +287,14 @@ public sealed class SyslogClient : IDisposable
     private unsafe int SendBatch(ReadOnlySpan<(int Offset, int Length)> packets, out SendResult result)
     {
         result = SendResult.Sent;
-        var iov = stackalloc LibC.IoVec[packets.Length];
+        var iov = stackalloc IoVec[packets.Length];
         var messages = stackalloc LibC.MMsgHdr[packets.Length];
         fixed (byte* ring = _ring.Buffer)
         {
             for (int i = 0; i < packets.Length; i++)
             {
-                iov[i] = new LibC.IoVec { Base = ring + packets[i].Offset, Length = (nuint)packets[i].Length };
-                messages[i] = new LibC.MMsgHdr { Header = new LibC.MsgHdr { Iov = iov + i, IovLength = 1 } };
+                iov[i] = new IoVec { Base = ring + packets[i].Offset, Length = (nuint)packets[i].Length };
+                messages[i] = new LibC.MMsgHdr { Header = new MsgHdr { Iov = iov + i, IovLength = 1 } };
             }
             for (int attempt = 0; ; attempt++)
             {

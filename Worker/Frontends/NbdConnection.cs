@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using BlkTapCtrl.Diagnostics.Native;
 using BlkTapCtrl.Protocol.Nbd;
 using BlkTapCtrl.Worker.Images;
 using BlkTapCtrl.Worker.Interop;
@@ -41,7 +42,7 @@ public sealed unsafe class NbdConnection : IVbdFrontend
     private readonly int _writeEvent;
     private readonly int _pumpEvent;
     private readonly byte* _in;
-    private readonly LibC.IoVec* _iov;
+    private readonly IoVec* _iov;
     private readonly Stack<NbdRequestSlot> _freeSlots = new();
     private readonly NbdBlockDescriptor[] _descriptors = new NbdBlockDescriptor[MaxDescriptors];
 
@@ -78,7 +79,7 @@ public sealed unsafe class NbdConnection : IVbdFrontend
         Peer = peer;
         _negotiation = new NbdNegotiation(_export);
         _in = (byte*)NativeMemory.AlignedAlloc(InputBufferSize, 64);
-        _iov = (LibC.IoVec*)NativeMemory.Alloc((nuint)(MaxIov * sizeof(LibC.IoVec)));
+        _iov = (IoVec*)NativeMemory.Alloc((nuint)(MaxIov * sizeof(IoVec)));
         _readEvent = _loop.Register(EventMode.Read, _fd, 0, static (_, _, s) => ((NbdConnection)s!).OnReadable(), this);
         _writeEvent = _loop.Register(EventMode.Write, _fd, 0, static (_, _, s) => ((NbdConnection)s!).TrySend(), this);
         _loop.Mask(_writeEvent, true);
@@ -709,7 +710,7 @@ public sealed unsafe class NbdConnection : IVbdFrontend
                 }
                 skip = 0;
             }
-            var msg = new LibC.MsgHdr { Iov = _iov, IovLength = (nuint)iov };
+            var msg = new MsgHdr { Iov = _iov, IovLength = (nuint)iov };
             nint sent = LibC.sendmsg(_fd, &msg, LibC.MSG_DONTWAIT | LibC.MSG_NOSIGNAL);
             if (!Sent(sent)) return;
             long left = sent + _sendOffset;

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using BlkTapCtrl.Diagnostics.Native;
 
 namespace BlkTapCtrl.Worker.Interop;
 
@@ -6,25 +7,6 @@ namespace BlkTapCtrl.Worker.Interop;
 internal static unsafe partial class LibC
 {
     public const int MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000;
-
-    [StructLayout(LayoutKind.Sequential)]
-    public struct IoVec
-    {
-        public void* Base;
-        public nuint Length;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    public struct MsgHdr
-    {
-        public void* Name;
-        public uint NameLength;
-        public IoVec* Iov;
-        public nuint IovLength;
-        public void* Control;
-        public nuint ControlLength;
-        public int Flags;
-    }
 
     [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
     public static partial nint recv(int fd, void* buf, nint length, int flags);
