@@ -23,28 +23,46 @@ public class TapdiskLvmReactivationTests
         Assert.That(code, Is.Zero, $"vhd-util {string.Join(' ', args)}: {output}{err}");
     }
 
+    /// <summary>The SR both tests start from: base ← mid ← leaf in the "mapper" directory, plus "wrong-mid" (same parent, another uuid).</summary>
+    private sealed class LvmSr(TempDir dir)
+    {
+        public readonly FakeLvchange Lvchange = new(dir.Path);
+        public readonly string Mapper = Directory.CreateDirectory(dir["mapper"]).FullName;
+
+        public string M(string name) => Path.Combine(Mapper, name);
+
+        /// <summary>What tapdisk is started with: the fake lvchange, the mapper directory, 20 ms between walks.</summary>
+        public Dictionary<string, string?> Environment => new()
+        {
+            ["TAPDISK_LVCHANGE"] = Lvchange.Executable,
+            ["TAPDISK_DEV_MAPPER"] = Mapper,
+            ["TAPDISK_LVM_RETRY_MS"] = "20",
+        };
+
+        public static async Task<LvmSr> CreateAsync(TempDir dir)
+        {
+            var sr = new LvmSr(dir);
+            await VhdUtil("create", "-n", sr.M(Base), "-s", "8");
+            await VhdUtil("snapshot", "-n", sr.M(Mid), "-p", sr.M(Base));
+            await VhdUtil("fill", "-n", sr.M(Mid)); // vhd-util snapshot skips an empty parent, as blktap's does
+            await VhdUtil("snapshot", "-n", sr.M(Leaf), "-p", sr.M(Mid));
+            await VhdUtil("snapshot", "-n", sr.M("wrong-mid"), "-p", sr.M(Base)); // same parent, another uuid
+            return sr;
+        }
+    }
+
     [Test]
     public async Task CA40171_RESUME_with_a_middle_volume_of_the_wrong_uuid_gets_ERROR_and_RESUME_RSP_once_fixed()
     {
         using var dir = new TempDir();
-        var lvchange = new FakeLvchange(dir.Path);
-        string mapper = Directory.CreateDirectory(dir["mapper"]).FullName;
-        string M(string name) => Path.Combine(mapper, name);
-        await VhdUtil("create", "-n", M(Base), "-s", "8");
-        await VhdUtil("snapshot", "-n", M(Mid), "-p", M(Base));
-        await VhdUtil("fill", "-n", M(Mid)); // vhd-util snapshot skips an empty parent, as blktap's does
-        await VhdUtil("snapshot", "-n", M(Leaf), "-p", M(Mid));
-        await VhdUtil("snapshot", "-n", M("wrong-mid"), "-p", M(Base)); // same parent, another uuid
+        var sr = await LvmSr.CreateAsync(dir);
+        var lvchange = sr.Lvchange;
+        string M(string name) => sr.M(name);
         Directory.CreateDirectory(dir["vg"]);
         string vbdPath = Path.Combine(dir["vg"], "VHD-leaf");
         File.CreateSymbolicLink(vbdPath, M(Leaf));
 
-        using var tap = await TapdiskControlClient.StartAsync(dir, new Dictionary<string, string?>
-        {
-            ["TAPDISK_LVCHANGE"] = lvchange.Executable,
-            ["TAPDISK_DEV_MAPPER"] = mapper,
-            ["TAPDISK_LVM_RETRY_MS"] = "20",
-        });
+        using var tap = await TapdiskControlClient.StartAsync(dir, sr.Environment);
         Assert.That((await tap.RequestAsync(ControlMessage.Simple(ControlMessageType.Pid, 4))).Type, Is.EqualTo(ControlMessageType.PidResponse));
         var open = await tap.RequestAsync(ControlMessage.Open(4, DriverType.Vhd, vbdPath, ControlOpenFlags.None, StorageType.Lvm, 1, 1));
         Assert.That((open.Type, open.Sectors), Is.EqualTo((ControlMessageType.OpenResponse, 8UL * 2048)), tap.Process.StdErr);
@@ -74,24 +92,14 @@ public class TapdiskLvmReactivationTests
     public async Task CA40171_a_volume_rewritten_during_OPEN_is_walked_again_from_the_leaf()
     {
         using var dir = new TempDir();
-        var lvchange = new FakeLvchange(dir.Path);
-        string mapper = Directory.CreateDirectory(dir["mapper"]).FullName;
-        string M(string name) => Path.Combine(mapper, name);
-        await VhdUtil("create", "-n", M(Base), "-s", "8");
-        await VhdUtil("snapshot", "-n", M(Mid), "-p", M(Base));
-        await VhdUtil("fill", "-n", M(Mid)); // vhd-util snapshot skips an empty parent, as blktap's does
-        await VhdUtil("snapshot", "-n", M(Leaf), "-p", M(Mid));
-        await VhdUtil("snapshot", "-n", M("wrong-mid"), "-p", M(Base));
+        var sr = await LvmSr.CreateAsync(dir);
+        var lvchange = sr.Lvchange;
+        string M(string name) => sr.M(name);
         File.Move(M(Mid), dir["good-mid"]);
         File.Move(M("wrong-mid"), M(Mid));
         lvchange.SwapOnCall(Mid, 2, dir["good-mid"]); // the master's rewrite lands before the second activation
 
-        using var tap = await TapdiskControlClient.StartAsync(dir, new Dictionary<string, string?>
-        {
-            ["TAPDISK_LVCHANGE"] = lvchange.Executable,
-            ["TAPDISK_DEV_MAPPER"] = mapper,
-            ["TAPDISK_LVM_RETRY_MS"] = "20",
-        });
+        using var tap = await TapdiskControlClient.StartAsync(dir, sr.Environment);
         await tap.RequestAsync(ControlMessage.Simple(ControlMessageType.Pid, 1));
         var open = await tap.RequestAsync(ControlMessage.Open(1, DriverType.Vhd, M(Leaf), ControlOpenFlags.None, StorageType.Lvm, 1, 1));
         Assert.That(open.Type, Is.EqualTo(ControlMessageType.OpenResponse), tap.Process.StdErr);
