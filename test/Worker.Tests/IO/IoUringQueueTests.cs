@@ -118,19 +118,42 @@ public class IoUringQueueTests
     [Test]
     public void Dispose_waits_for_the_io_still_in_flight()
     {
+        // O_DIRECT: the kernel reads the buffers while the writes are in flight and the data reaches the file only
+        // when they complete. A Dispose that returned early shows as a region still zero on disk (read at once) or
+        // carrying the poison written into the buffers right after Dispose returned.
         using var dir = new TempDir();
-        File.WriteAllBytes(dir["f"], new byte[4 << 20]);
-        using var handle = File.OpenHandle(dir["f"], FileMode.Open, FileAccess.ReadWrite);
-        int fd = (int)handle.DangerousGetHandle();
-        using var loop = new EventLoop();
-        var queue = new IoUringQueue(loop, 32);
-        using var buf = new AlignedBuffer(32 * 65536);
-        var results = new IoResults();
-        for (int i = 0; i < 32; i++)
-            Enqueue(queue, fd, IoOperation.Write, buf.Pointer + i * 65536, 65536, i * 131072L, results);
-        queue.Submit();
-        queue.Dispose(); // returns only once the kernel is done with the buffers
-        Assert.That(results.Done, Is.Empty, "torn down: no completion callbacks");
+        string path = dir["f"];
+        const int O_RDWR = 2, O_DIRECT = 0x4000, O_CLOEXEC = 0x80000, Chunk = 512 << 10, Writes = 32; // 16 MiB in flight
+        using (var f = File.Create(path)) f.SetLength(2L * Writes * Chunk);
+        int fd = Open(path, O_RDWR | O_CLOEXEC | O_DIRECT, 0);
+        Assert.That(fd, Is.GreaterThanOrEqualTo(0), Errno.Name(System.Runtime.InteropServices.Marshal.GetLastPInvokeError()));
+        try
+        {
+            using var loop = new EventLoop();
+            var queue = new IoUringQueue(loop, Writes);
+            using var buf = new AlignedBuffer(Writes * Chunk);
+            for (int i = 0; i < Writes; i++) buf.Span.Slice(i * Chunk, Chunk).Fill((byte)(i + 1));
+            var results = new IoResults();
+            for (int i = 0; i < Writes; i++)
+                Enqueue(queue, fd, IoOperation.Write, buf.Pointer + i * Chunk, Chunk, i * 2L * Chunk, results);
+            queue.Submit();
+            queue.Dispose(); // returns only once the kernel is done with the buffers
+            buf.Span.Fill(0xEE);
+            var disk = File.ReadAllBytes(path);
+
+            Assert.That(results.Done, Is.Empty, "torn down: no completion callbacks");
+            for (int i = 0; i < Writes; i++)
+            {
+                var region = disk.AsSpan(i * 2 * Chunk, Chunk);
+                int wrong = region.IndexOfAnyExcept((byte)(i + 1));
+                Assert.That(wrong, Is.EqualTo(-1), $"write {i} was not complete when Dispose returned: byte {wrong} is 0x{(wrong < 0 ? 0 : region[wrong]):x2}");
+                Assert.That(disk.AsSpan(i * 2 * Chunk + Chunk, Chunk).IndexOfAnyExcept((byte)0), Is.EqualTo(-1), "the gaps stay untouched");
+            }
+        }
+        finally
+        {
+            Close(fd);
+        }
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "open", SetLastError = true)]
