@@ -92,15 +92,19 @@ public static partial class DiagnosticsBench
             {
                 var c = cost[mode];
                 Console.WriteLine($"  {mode,-14} {Quantile(cpu[mode], 0.5),6:F0} ns CPU/request" +
-                                  (mode == Mode.Disabled ? new string(' ', 36) : $"  cost {Quantile(c, 0.5),7:+0.0%;-0.0%} [{Quantile(c, 0.25):+0.0%;-0.0%} .. {Quantile(c, 0.75):+0.0%;-0.0%}]".PadRight(38)) +
+                                  (mode == Mode.Disabled ? new string(' ', 36) : $"  cost {Pct(Quantile(c, 0.5)),7} [{Pct(Quantile(c, 0.25))} .. {Pct(Quantile(c, 0.75))}]".PadRight(38)) +
                                   $"  wall {Quantile(rate[mode], 0.5),10:N0} req/s" +
                                   (mode is Mode.Disabled or Mode.DisabledAgain ? "" : $"  syslog drops: {dropped[mode]}"));
             }
-            Console.WriteLine($"  a blocked /dev/log against one that keeps up (BlockedSyslog/Default): {Quantile(blockedVsDefault, 0.5):+0.0%;-0.0%} " +
-                              $"[{Quantile(blockedVsDefault, 0.25):+0.0%;-0.0%} .. {Quantile(blockedVsDefault, 0.75):+0.0%;-0.0%}]");
+            Console.WriteLine($"  a blocked /dev/log against one that keeps up (BlockedSyslog/Default): {Pct(Quantile(blockedVsDefault, 0.5))} " +
+                              $"[{Pct(Quantile(blockedVsDefault, 0.25))} .. {Pct(Quantile(blockedVsDefault, 0.75))}]");
         }
         return 0;
     }
+
+    // A signed percentage; a value that rounds to zero prints as +0.0% (the format's negative section gave "-+0.0%").
+    private static string Pct(double ratio) =>
+        Math.Round(ratio * 1000) == 0 ? "+0.0%" : ratio.ToString("+0.0%;-0.0%", System.Globalization.CultureInfo.InvariantCulture);
 
     private static double Quantile(List<double> values, double q)
     {
