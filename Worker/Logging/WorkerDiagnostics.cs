@@ -156,6 +156,27 @@ public sealed class WorkerDiagnostics : IDisposable
         }
     }
 
+    /// <summary>
+    /// The loop is dying of an unhandled exception: log it as an error (so the log file is kept), send it and
+    /// everything queued to syslog now, write the buffered lines and close the log. Meant for an exception filter
+    /// that returns false: it runs before the runtime ends the process (which runs no finally blocks for an
+    /// unhandled exception), and the crash itself goes on as it would. Always returns false.
+    /// </summary>
+    public bool RecordCrash(Exception e)
+    {
+        try
+        {
+            _server.Log.Error(0, "tapdisk_server_run", $"unhandled {e.GetType().FullName}: {e.Message}; closing the log");
+            _syslog.Flush();
+            _logFile?.Close();
+        }
+        catch (Exception)
+        {
+            // Reporting the crash must never replace it with another exception.
+        }
+        return false;
+    }
+
     private void OnDebugDump()
     {
         _logFile?.MakePrecious();

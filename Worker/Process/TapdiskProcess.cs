@@ -72,7 +72,9 @@ public static class TapdiskProcess
             server.DebugIndexLines = () => IndexLines(server, channel);
             using var signals = new SignalWatcher(server.Loop);
             signals.Handler = sig => OnSignal(sig, server, dispatcher);
-            server.Run();
+            // The filter logs a crash and keeps the log before the process dies; it never catches.
+            try { server.Run(); }
+            catch (Exception e) when (diagnostics.RecordCrash(e)) { throw; }
         }
         return 0;
     }

@@ -151,7 +151,9 @@ public static class ServeCommand
             return 98; // EADDRINUSE-ish: the endpoint is unusable
         }
 
-        server.Run();
+        // The filter logs a crash and keeps the log before the process dies; it never catches.
+        try { server.Run(); }
+        catch (Exception e) when (diagnostics.RecordCrash(e)) { throw; }
         ring?.Dispose();
         ringDevice?.Dispose();
         return 0;

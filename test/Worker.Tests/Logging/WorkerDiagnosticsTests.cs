@@ -196,6 +196,29 @@ public sealed class WorkerDiagnosticsTests
     }
 
     [Test]
+    public void A_crash_of_the_loop_is_logged_and_the_buffered_log_is_written_and_kept_before_the_process_dies()
+    {
+        using var rig = new Rig();
+        rig.Server.Log.Warn("tapdisk_vbd_open", "a buffered line");
+        var logFile = rig.Diagnostics.LogFile!;
+        Assert.That(logFile.HasBufferedLines, Is.True);
+        rig.Server.Loop.Register(EventMode.Timeout, -1, 0, static (_, _, _) => throw new InvalidOperationException("boom"));
+
+        // As in TapdiskProcess.Run: a filter that records and never catches.
+        var thrown = Assert.Throws<InvalidOperationException>(() =>
+        {
+            try { rig.Server.Iterate(); }
+            catch (Exception e) when (rig.Diagnostics.RecordCrash(e)) { throw; }
+        });
+        Assert.That(thrown!.Message, Is.EqualTo("boom"), "the crash goes on as it was");
+        var lines = File.ReadAllLines(logFile.SavedPath);
+        Assert.That(lines, Has.Some.EndsWith("] tapdisk_vbd_open: a buffered line"));
+        Assert.That(lines, Has.Some.Contains("ERROR: errno 0 at tapdisk_server_run: unhandled System.InvalidOperationException: boom"));
+        var datagrams = rig.Daemon.ReceiveAll(TimeSpan.FromMilliseconds(200)).Select(FakeSyslogDaemon.Text).ToList();
+        Assert.That(datagrams, Has.Some.StartWith("ERROR: errno 0 at tapdisk_server_run: unhandled"), string.Join("\n", datagrams));
+    }
+
+    [Test]
     public void Debug_dump_keeps_the_log_and_writes_a_stats_snapshot_with_the_VBD_counters()
     {
         using var rig = new Rig();
