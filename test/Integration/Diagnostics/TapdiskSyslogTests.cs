@@ -11,17 +11,32 @@ public sealed class TapdiskSyslogTests
 {
     private const string ReturnLine = "returning BLKIF_RSP -1";
 
+    /// <summary>tapdisk serving /dev/full over NBD (every write fails with ENOSPC), logging to the fake syslog daemon and dir/logs.</summary>
+    private static async Task<ChildProcess> ServeFullDeviceAsync(TempDir dir, FakeSyslogDaemon daemon)
+    {
+        var tapdisk = new ChildProcess(RepoPaths.Executable("tapdisk"),
+        [
+            "serve", "aio:/dev/full", "--nbd", "unix:" + dir["nbd"], "--backend", "sync",
+            "--syslog-socket", daemon.Path, "--log-dir", dir["logs"],
+        ]);
+        try
+        {
+            await WaitForAsync(() => tapdisk.StdOut.Contains("listening on", StringComparison.Ordinal), tapdisk, "listening");
+        }
+        catch
+        {
+            tapdisk.Dispose();
+            throw;
+        }
+        return tapdisk;
+    }
+
     [Test]
     public async Task CA_34846_blocked_syslog_tapdisk_keeps_serving_io_and_everything_arrives_in_order_after_exit()
     {
         using var dir = new TempDir("ts");
         using var daemon = new FakeSyslogDaemon(dir["log"]);
-        using var tapdisk = new ChildProcess(RepoPaths.Executable("tapdisk"),
-        [
-            "serve", "aio:/dev/full", "--nbd", "unix:" + dir["nbd"], "--backend", "sync",
-            "--syslog-socket", daemon.Path, "--log-dir", dir["logs"],
-        ]);
-        await WaitForAsync(() => tapdisk.StdOut.Contains("listening on", StringComparison.Ordinal), tapdisk, "listening");
+        using var tapdisk = await ServeFullDeviceAsync(dir, daemon);
 
         // 300 failures ⇒ 600 error lines (~85 KB): more than the kernel queues for an unread socket and more
         // than the 64 KiB ring, so packets queue and then drop.
@@ -79,12 +94,7 @@ public sealed class TapdiskSyslogTests
     {
         using var dir = new TempDir("tb");
         using var daemon = new FakeSyslogDaemon(dir["log"]);
-        using var tapdisk = new ChildProcess(RepoPaths.Executable("tapdisk"),
-        [
-            "serve", "aio:/dev/full", "--nbd", "unix:" + dir["nbd"], "--backend", "sync",
-            "--syslog-socket", daemon.Path, "--log-dir", dir["logs"],
-        ]);
-        await WaitForAsync(() => tapdisk.StdOut.Contains("listening on", StringComparison.Ordinal), tapdisk, "listening");
+        using var tapdisk = await ServeFullDeviceAsync(dir, daemon);
         string tmpPath = Path.Combine(dir["logs"], $"TAPDISK.{tapdisk.Pid}.tmp");
         string logPath = Path.Combine(dir["logs"], $"TAPDISK.{tapdisk.Pid}.log");
         int FailuresIn(string path) => !File.Exists(path) ? 0 : File.ReadAllLines(path)
