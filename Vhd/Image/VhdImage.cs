@@ -191,6 +191,10 @@ public sealed partial class VhdImage : IDisposable
     /// <summary>pread until the buffer is full; a short file is a format error naming what was read.</summary>
     public static void ReadExactly(SafeFileHandle h, Span<byte> buffer, long offset, string what)
     {
+        // Offsets come from the image itself (header, BAT, locators, batmap): a u64 field with its top
+        // bit set casts to a negative long, which pread would reject with an ArgumentOutOfRangeException.
+        if (offset < 0 || offset > long.MaxValue - buffer.Length)
+            throw new VhdFormatException(what + " offset", (ulong)offset, "not a byte offset any file can have", Errnos.EINVAL);
         int done = 0;
         while (done < buffer.Length)
         {
