@@ -24,8 +24,22 @@ public sealed unsafe class SignalWatcher : IDisposable
         _eventFd = LibC.eventfd(0, LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC);
         if (_eventFd < 0) throw new IOException($"eventfd failed: {Errno.Name(LibC.LastErrno)}");
         _eventId = loop.Register(EventMode.Read, _eventFd, 0, static (_, _, s) => ((SignalWatcher)s!).Drain(), this);
+        UnignoreSigInt();
         foreach (int sig in new[] { SigInt, SigTerm, SigBus, SigXfsz, SigUsr1 })
             _registrations.Add(PosixSignalRegistration.Create((PosixSignal)sig, OnSignal));
+    }
+
+    /// <summary>
+    /// The original installs its SIGINT handler whatever the parent left (§3.1: INT closes every VBD), but a
+    /// process started from a background shell job inherits SIGINT ignored and the runtime then keeps it
+    /// ignored. Only an inherited SIG_IGN is put back to the default; a handler already there is kept.
+    /// </summary>
+    private static void UnignoreSigInt()
+    {
+        LibC.SigAction old;
+        if (LibC.sigaction(SigInt, null, &old) != 0 || old.Handler != LibC.SIG_IGN) return;
+        LibC.SigAction dfl = default; // SIG_DFL, empty mask, no flags
+        LibC.sigaction(SigInt, &dfl, null);
     }
 
     /// <summary>Called on the loop thread with the signal number.</summary>

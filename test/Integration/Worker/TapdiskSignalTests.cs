@@ -134,12 +134,21 @@ public class TapdiskSignalTests
         Assert.That(File.Exists(logPath), Is.True, "a log made precious is kept after a clean close");
     }
 
-    [Test]
-    public async Task SIGINT_closes_every_VBD_cleanly_with_their_data_on_disk_and_exits_0()
+    /// <summary>
+    /// Also with SIGINT inherited ignored, as a background shell job (or a CI runner started with '&amp;')
+    /// leaves it: the original installs its handler regardless (§3.1), and so must we. Before the fix the
+    /// runtime kept the inherited SIG_IGN and this case waited forever for the CLOSE_RSPs.
+    /// </summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task SIGINT_closes_every_VBD_cleanly_with_their_data_on_disk_and_exits_0(bool startedWithSigIntIgnored)
     {
         using var dir = new TempDir();
         string a = MakeImage(dir, "a.img", 1 * MiB), b = MakeImage(dir, "b.img", 1 * MiB);
-        using var tap = await TapdiskControlClient.StartAsync(dir);
+        using var tap = startedWithSigIntIgnored
+            ? await TapdiskControlClient.StartAsync(dir, executable: "bash",
+                prefixArgs: ["-c", "trap '' INT; exec \"$0\" \"$@\"", RepoPaths.Executable("tapdisk")])
+            : await TapdiskControlClient.StartAsync(dir);
         await OpenAsync(dir, tap, 1, a, 1);
         await OpenAsync(dir, tap, 2, b, 2);
         Assert.That((await tap.RequestAsync(ControlMessage.Simple(ControlMessageType.Pid, 3))).Type, Is.EqualTo(ControlMessageType.PidResponse),
