@@ -34,9 +34,10 @@ public sealed unsafe class EventLoop : IDisposable
     private long _maxTimeout = DefaultMaxTimeoutMicroseconds;
     private bool _disposed;
 
-    public EventLoop(IClock? clock = null)
+    public EventLoop(IClock? clock = null, long pollMaxMicroseconds = AdaptivePolling.DefaultMaxMicroseconds)
     {
         Clock = clock ?? MonotonicClock.Instance;
+        Polling = new AdaptivePolling(Clock.IsVirtual ? 0 : pollMaxMicroseconds);
         _epfd = LibC.epoll_create1(LibC.EPOLL_CLOEXEC);
         if (_epfd < 0)
             throw new IOException($"epoll_create1 failed: errno {LibC.LastErrno}");
@@ -45,6 +46,13 @@ public sealed unsafe class EventLoop : IDisposable
     }
 
     public IClock Clock { get; }
+
+    /// <summary>The spin-before-sleep window of the waits (off under a virtual clock).</summary>
+    public AdaptivePolling Polling { get; }
+
+    /// <summary>Waits whose event was caught while spinning, and waits that went to sleep (diagnostics and tests).</summary>
+    public long PolledWakeups { get; private set; }
+    public long BlockedWaits { get; private set; }
 
     /// <summary>CA-27472 ring of the last 128 wake-ups.</summary>
     public WakeupRing Wakeups { get; } = new();
@@ -198,7 +206,7 @@ public sealed unsafe class EventLoop : IDisposable
         }
         else
         {
-            n = LibC.epoll_wait(_epfd, _readyEvents, MaxReadyPerWait, ms);
+            n = PollThenWait(timeoutMicroseconds, ms);
         }
         if (n < 0)
         {
@@ -208,6 +216,33 @@ public sealed unsafe class EventLoop : IDisposable
         ulong mask = 0;
         for (int i = 0; i < n; i++) mask |= WakeupRing.MaskOf((int)_readyEvents[i].Data);
         Wakeups.Record(Clock.NowMicroseconds, mask);
+        return n;
+    }
+
+    /// <summary>Spins on a non-blocking epoll_wait for the adaptive window (never past the timeout), then blocks.</summary>
+    private int PollThenWait(long timeoutMicroseconds, int timeoutMs)
+    {
+        long window = Math.Min(Polling.WindowMicroseconds, timeoutMicroseconds);
+        long start = window > 0 || Polling.MaxMicroseconds > 0 ? Clock.NowMicroseconds : 0;
+        if (window > 0)
+        {
+            long until = start + window;
+            do
+            {
+                int ready = LibC.epoll_wait(_epfd, _readyEvents, MaxReadyPerWait, 0);
+                if (ready != 0)
+                {
+                    if (ready > 0) { PolledWakeups++; Polling.Update(Clock.NowMicroseconds - start, foundWhilePolling: true); }
+                    return ready;
+                }
+            }
+            while (Clock.NowMicroseconds < until);
+        }
+        if (timeoutMs == 0) return LibC.epoll_wait(_epfd, _readyEvents, MaxReadyPerWait, 0);
+        BlockedWaits++;
+        int n = LibC.epoll_wait(_epfd, _readyEvents, MaxReadyPerWait, timeoutMs);
+        if (Polling.MaxMicroseconds > 0)
+            Polling.Update(Clock.NowMicroseconds - start, foundWhilePolling: false);
         return n;
     }
 

@@ -33,7 +33,7 @@ public sealed class TapdiskServer : IDisposable
         Log = options.Log;
         DriverFactory = options.DriverFactory;
         Lvm = options.Lvm;
-        Loop = new EventLoop(Clock);
+        Loop = new EventLoop(Clock, options.PollMaxMicroseconds);
     }
 
     public TapdiskServerOptions Options { get; }

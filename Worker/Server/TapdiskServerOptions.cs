@@ -26,10 +26,17 @@ public sealed class TapdiskServerOptions
     /// <summary>io_uring by default: measured at or above lio with O_DIRECT and far above it on the page cache (bench/NbdBench.cs).</summary>
     public IoBackendKind Backend { get; init; } = IoBackendKind.IoUring;
     public int IoQueueCapacity { get; init; } = IO.IoQueue.DefaultCapacity;
+    /// <summary>The loop's maximum spin before sleeping (<see cref="AdaptivePolling"/>); 0 never spins.</summary>
+    public long PollMaxMicroseconds { get; init; } = PollMaxFromEnvironment();
     public int RequestSlotsPerVbd { get; init; } = VirtualBlockDevice.DefaultRequestSlots;
 
     /// <summary>Backend from <c>TAPDISK_IO_BACKEND</c> (<c>uring</c>, <c>aio</c> or <c>sync</c>), default io_uring.</summary>
     public static IoBackendKind BackendFromEnvironment() => ParseBackend(Environment.GetEnvironmentVariable("TAPDISK_IO_BACKEND")) ?? IoBackendKind.IoUring;
+
+    /// <summary><c>TAPDISK_POLL_US</c>: the loop's maximum spin in µs (0 = never spin; a dom0 short of CPU may want that).</summary>
+    public static long PollMaxFromEnvironment() =>
+        long.TryParse(Environment.GetEnvironmentVariable("TAPDISK_POLL_US"), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out long us) ? us : AdaptivePolling.DefaultMaxMicroseconds;
 
     /// <summary>The backend names of <c>TAPDISK_IO_BACKEND</c> and <c>tapdisk serve --backend</c>; null when unknown.</summary>
     public static IoBackendKind? ParseBackend(string? name) => name switch

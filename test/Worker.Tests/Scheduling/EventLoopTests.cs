@@ -1,4 +1,3 @@
-using System.IO.Pipes;
 using System.Text.RegularExpressions;
 using BlkTapCtrl.Worker.Scheduling;
 
@@ -8,28 +7,6 @@ namespace BlkTapCtrl.Worker.Tests.Scheduling;
 [TestFixture]
 public class EventLoopTests
 {
-    /// <summary>A real pipe whose read end is readable once something was written.</summary>
-    private sealed class ReadablePipe : IDisposable
-    {
-        private readonly AnonymousPipeServerStream _writer = new(PipeDirection.Out);
-        private readonly AnonymousPipeClientStream _reader;
-
-        public ReadablePipe()
-        {
-            _reader = new AnonymousPipeClientStream(PipeDirection.In, _writer.ClientSafePipeHandle);
-        }
-
-        public int ReadFd => (int)_reader.SafePipeHandle.DangerousGetHandle();
-        public void MakeReadable() { _writer.WriteByte(1); _writer.Flush(); }
-        public void Drain() => _reader.ReadByte();
-
-        public void Dispose()
-        {
-            _reader.Dispose();
-            _writer.Dispose();
-        }
-    }
-
     [Test]
     public void CA34846_recursive_loop_a_nested_iteration_runs_the_outer_pending_event_first_and_only_once()
     {
