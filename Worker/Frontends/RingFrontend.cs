@@ -12,7 +12,7 @@ namespace BlkTapCtrl.Worker.Frontends;
 /// the VBD with its data pages as segments — slot <c>id</c>'s segment i is at
 /// <c>(1 + id·11 + i)·4096 + first_sect·512</c> of the mapping. Answers go back at rsp_prod_pvt and are
 /// published once per kick, kicking the frontend only when its rsp_event asks for it. Then the blktap2
-/// control byte is checked (3 = close). A frontend that overflows the ring is cut off.
+/// control byte is checked (1 pause, 2 resume, 3 close). A frontend that overflows the ring is cut off.
 /// </summary>
 public sealed unsafe class RingFrontend : IVbdFrontend, IDisposable
 {
@@ -28,6 +28,7 @@ public sealed unsafe class RingFrontend : IVbdFrontend, IDisposable
     private bool _submitted;
     private bool _broken;
     private bool _closed;
+    private bool _pausedByRing;
     private int _outstanding;
 
     public int PolledFd => _device.KickFd;
@@ -59,6 +60,8 @@ public sealed unsafe class RingFrontend : IVbdFrontend, IDisposable
     private bool OnFrontendAttaching()
     {
         if (_outstanding > 0 || _deferredCount > 0 || _closed) return false;
+        // A pause the last frontend put in through the ring is its own: the next one must not find the disk stuck.
+        if (_pausedByRing && !ResumeFromRing("a new frontend attaches")) return false;
         var shared = new BlkifSharedRing(_device.Mapping);
         shared.Initialize();
         _ring = new BlkifBackRing(shared);
@@ -212,12 +215,42 @@ public sealed unsafe class RingFrontend : IVbdFrontend, IDisposable
                 _vbd.Close();
                 break;
             case BlkifRingControl.Pause:
-                _vbd.Pause();
+                _log.Info("ring_frontend", $"{_device.Describe()}: pause requested on the ring");
+                // A pause already under way (the ring's own, or the supervisor's) is not the ring's to take back.
+                if ((_vbd.Flags & (VbdFlags.Paused | VbdFlags.PauseRequested)) == 0 && _vbd.Pause() == 0)
+                    _pausedByRing = true;
+                break;
+            case BlkifRingControl.Resume:
+                if (_pausedByRing) ResumeFromRing("resume requested on the ring");
+                else _log.Warn("ring_frontend", $"{_device.Describe()}: resume message for a VBD the ring did not pause; ignored");
                 break;
             default:
                 _log.Warn("ring_frontend", $"{_device.Describe()}: control byte {(byte)control} ignored");
                 break;
         }
+    }
+
+    /// <summary>
+    /// tapdisk_vbd_resume_ring: reopen the image the VBD was opened with (no REOPEN path to change it here).
+    /// Before the pause has taken hold (requests still draining) there is nothing to resume yet: the
+    /// frontend may ask again, or leave, and the next one's attach resumes it.
+    /// </summary>
+    private bool ResumeFromRing(string why)
+    {
+        if ((_vbd.Flags & VbdFlags.Paused) == 0 || _vbd.Parameters is not { } parameters)
+        {
+            _log.Warn("ring_frontend", $"{_device.Describe()}: {why}, but the ring's pause has not taken hold yet; ignored");
+            return false;
+        }
+        int err = _vbd.Resume(parameters);
+        if (err != 0)
+        {
+            _log.Error(err, "ring_frontend", $"{_device.Describe()}: {why}: resuming {parameters.Path} failed");
+            return false;
+        }
+        _pausedByRing = false;
+        _log.Info("ring_frontend", $"{_device.Describe()}: {why}: resumed");
+        return true;
     }
 
     public void OnVbdClosed()

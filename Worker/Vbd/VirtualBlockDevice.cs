@@ -82,6 +82,9 @@ public sealed class VirtualBlockDevice
     public IoQueue Io { get; internal set; } = null!;
 
     public ImageChain? Chain => _chain;
+
+    /// <summary>What the VBD was opened (or last resumed) with: a resume that keeps the image passes these back.</summary>
+    public VbdOpenParameters? Parameters => _params;
     public bool IsOpen => _chain != null && (Flags & VbdFlags.Closed) == 0;
 
     /// <summary>Ready ⇔ none of DEAD, CLOSED, QUIESCED, QUIESCE_REQUESTED.</summary>

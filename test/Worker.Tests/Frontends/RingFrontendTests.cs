@@ -2,6 +2,7 @@ using BlkTapCtrl.Testing;
 using BlkTapCtrl.Protocol.Blkif;
 using BlkTapCtrl.Protocol.Blkif.SharedMemory;
 using BlkTapCtrl.Worker.Frontends;
+using BlkTapCtrl.Worker.Vbd;
 
 namespace BlkTapCtrl.Worker.Tests.Frontends;
 
@@ -143,6 +144,39 @@ public class RingFrontendTests
         Assert.That(() => h.LoopExited, Is.True.After(5000, 50));
         Assert.That(h.Server.Vbds, Is.Empty);
         Assert.That(h.LogLines, Has.Some.Contains("close requested on the ring"));
+    }
+
+    /// <summary>
+    /// Found by RingFuzzTests: the pause byte paused the VBD for good (resume was "ignored"), so every later
+    /// request on the ring, from this frontend or the next, waited forever. Resume on the ring now reopens
+    /// the image (tapdisk_vbd_resume_ring), and a frontend leaving its pause behind does not leave the disk stuck.
+    /// </summary>
+    [Test]
+    public void A_ring_pause_ends_with_a_ring_resume_or_with_the_next_frontend()
+    {
+        using var h = new NbdFrontendHarness(imageBytes: 1 << 20, ring: true);
+        var first = new SharedMemoryRingClient(h.RingSocketPath);
+        try
+        {
+            TestBytes.Pattern(4096, 9).CopyTo(first.DataPage(0, 0));
+            Assert.That(first.Submit(SharedMemoryRingClient.MakeRequest(BlkifOperation.Write, 0, 8, 8)), Is.EqualTo(BlkifStatus.Okay));
+            first.SendControl(BlkifRingControl.Pause);
+            Assert.That(() => h.OnLoop(() => h.Vbd.Flags & VbdFlags.Paused), Is.EqualTo(VbdFlags.Paused).After(5000, 10));
+            first.SendControl(BlkifRingControl.Resume);
+            Assert.That(() => h.OnLoop(() => h.Vbd.Flags & VbdFlags.Paused), Is.EqualTo((VbdFlags)0).After(5000, 10), "resume on the ring");
+            Assert.That(first.Submit(SharedMemoryRingClient.MakeRequest(BlkifOperation.Read, 1, 8, 8), 5000), Is.EqualTo(BlkifStatus.Okay));
+            Assert.That(first.DataPage(1, 0).ToArray(), Is.EqualTo(TestBytes.Pattern(4096, 9)));
+
+            first.SendControl(BlkifRingControl.Pause);
+            Assert.That(() => h.OnLoop(() => h.Vbd.Flags & VbdFlags.Paused), Is.EqualTo(VbdFlags.Paused).After(5000, 10));
+        }
+        finally { first.Dispose(); }
+        Assert.That(() => h.OnLoop(() => h.RingDevice!.HasFrontend), Is.False.After(5000, 50));
+        using var second = new SharedMemoryRingClient(h.RingSocketPath);
+        Assert.That(second.Submit(SharedMemoryRingClient.MakeRequest(BlkifOperation.Read, 2, 8, 8), 5000), Is.EqualTo(BlkifStatus.Okay),
+            "the next frontend is served, not left behind the last one's pause");
+        Assert.That(second.DataPage(2, 0).ToArray(), Is.EqualTo(TestBytes.Pattern(4096, 9)));
+        Assert.That(h.LogLines, Has.Some.Contains("a new frontend attaches: resumed"));
     }
 
     [Test]
