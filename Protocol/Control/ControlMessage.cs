@@ -142,13 +142,25 @@ public record struct ControlMessage
         return Encoding.UTF8.GetBytes(value, field);
     }
 
+    /// <summary>Throws on bytes that are not UTF-8 instead of replacing them with U+FFFD.</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     // The original uses the field as a C string: everything up to the first NUL counts, and a field
-    // without any NUL is malformed (it would read past the record).
+    // without any NUL is malformed (it would read past the record). The bytes are a file name to the
+    // original; a string cannot hold bytes that are not UTF-8, and replacing them would name another
+    // file (and re-encode longer), so such a field is refused.
     private static string ReadCString(ReadOnlySpan<byte> field, string name)
     {
         int nul = field.IndexOf((byte)0);
         if (nul < 0)
             throw new ControlProtocolException($"{name} is not NUL-terminated within {field.Length} bytes");
-        return Encoding.UTF8.GetString(field[..nul]);
+        try
+        {
+            return StrictUtf8.GetString(field[..nul]);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new ControlProtocolException($"{name} is not UTF-8 (byte 0x{e.BytesUnknown?.FirstOrDefault():x2} at {e.Index})");
+        }
     }
 }
