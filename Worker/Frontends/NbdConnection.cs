@@ -88,6 +88,14 @@ public sealed unsafe class NbdConnection : IVbdFrontend
         _pumpEvent = _loop.Register(EventMode.Timeout, -1, 0, static (_, _, s) => ((NbdConnection)s!).Pump(), this);
         _loop.Mask(_pumpEvent, true);
         _vbd.Attach(this);
+    }
+
+    /// <summary>
+    /// Sends the greeting. Not in the constructor: the send may fail (a client gone before it was
+    /// accepted) and close the connection, which must find it already in the server's list to leave it.
+    /// </summary>
+    internal void Start()
+    {
         _negotiation.WriteGreeting();
         TrySend();
     }

@@ -77,7 +77,9 @@ public sealed class NbdServer : IDisposable
                 client.NoDelay = true;
             Accepted++;
             string peer = listener.Endpoint.IsUnix ? $"unix#{Accepted}" : client.RemoteEndPoint?.ToString() ?? "tcp";
-            _connections.Add(new NbdConnection(this, client, peer));
+            var connection = new NbdConnection(this, client, peer);
+            _connections.Add(connection);
+            connection.Start();
         }
     }
 

@@ -228,6 +228,38 @@ public sealed class NbdTestClient : IDisposable
         catch (SocketException) { return false; }
     }
 
+    /// <summary>
+    /// Like <see cref="ReadExactly"/>, but null when the server closed (EOF or reset) before the first
+    /// byte: the end of a stream of whole messages. A close inside the message still throws.
+    /// </summary>
+    public byte[]? ReadExactlyOrEnd(int n)
+    {
+        var b = new byte[n];
+        int got = 0;
+        while (got < n)
+        {
+            int r;
+            try { r = _socket.Receive(b, got, n - got, SocketFlags.None); }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset && got == 0) { return null; }
+            if (r == 0)
+            {
+                if (got == 0) return null;
+                throw new EndOfStreamException($"server closed the connection after {got} of {n} bytes");
+            }
+            got += r;
+        }
+        return b;
+    }
+
+    /// <summary>Bounds every blocking receive and send (a server that hangs fails the test instead of stalling it).</summary>
+    public int TimeoutMs
+    {
+        set { _socket.ReceiveTimeout = value; _socket.SendTimeout = value; }
+    }
+
+    /// <summary>Half-close: the server reads EOF, while its replies can still be read.</summary>
+    public void ShutdownSend() => _socket.Shutdown(SocketShutdown.Send);
+
     /// <summary>Bytes received and not yet read (FIONREAD).</summary>
     public int Available => _socket.Available;
 
