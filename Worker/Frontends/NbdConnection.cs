@@ -412,8 +412,10 @@ public sealed unsafe class NbdConnection : IVbdFrontend
         if (r.Command == NbdCommand.BlockStatus && !_negotiation.BaseAllocationSelected)
             return (-Errno.EINVAL, "BLOCK_STATUS needs the base:allocation meta context selected");
         ulong size = _export.SizeBytes;
+        // proto.md: ENOSPC for a write beyond the end, EINVAL for a read or trim (a trim writes nothing).
         if (r.Offset > size || r.Length > size - r.Offset)
-            return (writes ? -Errno.ENOSPC : -Errno.EINVAL, $"range {r.Offset}+{r.Length} reaches beyond the export's {size} bytes");
+            return (r.Command is NbdCommand.Write or NbdCommand.WriteZeroes ? -Errno.ENOSPC : -Errno.EINVAL,
+                $"range {r.Offset}+{r.Length} reaches beyond the export's {size} bytes");
         if (r.Command is NbdCommand.Read or NbdCommand.Write && r.Length > NbdExport.MaximumPayload)
             return (-Errno.EINVAL, $"length {r.Length} exceeds the maximum payload {NbdExport.MaximumPayload}");
         if (r.Command is NbdCommand.Read or NbdCommand.Write or NbdCommand.WriteZeroes

@@ -86,6 +86,21 @@ public class NbdTransmissionTests
         Assert.That(c.Read(0, 512), Is.EqualTo(TestBytes.Pattern(512, 5)));
     }
 
+    /// <summary>
+    /// Found by the transmission fuzz (seed 7slPwAh0iOH1): a TRIM reaching past the end was answered
+    /// ENOSPC like a write; proto.md asks EINVAL for a read or trim beyond the end, ENOSPC only for writes.
+    /// </summary>
+    [Test]
+    public void A_trim_beyond_the_end_is_EINVAL_while_writes_beyond_it_are_ENOSPC()
+    {
+        using var h = new NbdFrontendHarness(imageBytes: 1 << 20);
+        using var c = h.Connect();
+        Assert.That(c.Command(NbdCommand.Trim, (1 << 20) - 512, 9728), Is.EqualTo(NbdError.Invalid), "trim past the end");
+        Assert.That(c.Command(NbdCommand.Trim, ulong.MaxValue - 511, 1024), Is.EqualTo(NbdError.Invalid), "trim overflowing u64");
+        Assert.That(c.Command(NbdCommand.WriteZeroes, (1 << 20) - 512, 1024), Is.EqualTo(NbdError.NoSpace), "write zeroes past the end");
+        Assert.That(c.Command(NbdCommand.Trim, (1 << 20) - 512, 512), Is.EqualTo(NbdError.None), "the last sector");
+    }
+
     [Test]
     public void Block_status_without_the_context_is_EINVAL()
     {
