@@ -251,6 +251,12 @@ public sealed unsafe class NbdConnection : IVbdFrontend
             return true;
         }
         if (!NbdOptionHeader.TryRead(Input, out var header)) return false;
+        if (UnsentHandshakeBytes > MaxUnsentHandshakeBytes)
+        {
+            // A client that sends options without reading the replies: stop reading it until they drain.
+            Block();
+            return false;
+        }
         if (header.Length > NbdNegotiation.MaxOptionLength)
         {
             Consume(NbdOptionHeader.Size);
@@ -276,6 +282,16 @@ public sealed unsafe class NbdConnection : IVbdFrontend
         TrySend();
         return true;
     }
+
+    /// <summary>
+    /// Option replies queued but not yet taken by the socket. Past this the connection stops reading
+    /// options, so a client that never reads (thousands of LISTs) costs a bounded buffer, not memory
+    /// without limit; the pump resumes it once the replies have drained.
+    /// </summary>
+    public const int MaxUnsentHandshakeBytes = 64 * 1024;
+
+    /// <summary>Option replies written but not yet sent (diagnostics and tests).</summary>
+    public int UnsentHandshakeBytes => _negotiation.Output.WrittenCount - _handshakeSent;
 
     private bool ParseRequest()
     {
@@ -573,7 +589,7 @@ public sealed unsafe class NbdConnection : IVbdFrontend
             _waiting.Dequeue();
         }
         if (_waiting.IsEmpty && _blocked && !_disconnecting && _inFlight < MaxRequestsInFlight
-            && (_inFlight == 0 || _bytesInFlight < MaxBytesInFlight))
+            && (_inFlight == 0 || _bytesInFlight < MaxBytesInFlight) && UnsentHandshakeBytes <= MaxUnsentHandshakeBytes)
         {
             _blocked = false;
             _loop.Mask(_readEvent, false);
@@ -698,6 +714,7 @@ public sealed unsafe class NbdConnection : IVbdFrontend
                 {
                     handshake.ResetWrittenCount();
                     _handshakeSent = 0;
+                    if (_blocked) _loop.Mask(_pumpEvent, false); // options held back by MaxUnsentHandshakeBytes
                 }
                 continue;
             }

@@ -1,6 +1,7 @@
 using System.Text;
 using BlkTapCtrl.Protocol.Nbd;
 using BlkTapCtrl.Testing;
+using BlkTapCtrl.Worker.Frontends;
 
 namespace BlkTapCtrl.Worker.Tests.Frontends;
 
@@ -29,6 +30,49 @@ public class NbdNegotiationTests
         using var c = h.Connect(structured: false);
         Assert.That(c.Flags.HasFlag(NbdTransmissionFlags.ReadOnly), Is.True);
         Assert.That(c.Flags & (NbdTransmissionFlags.SendTrim | NbdTransmissionFlags.SendWriteZeroes | NbdTransmissionFlags.SendDf), Is.EqualTo(NbdTransmissionFlags.None));
+    }
+
+    /// <summary>
+    /// A client that sends options and never reads: 250 000 LISTs ask for 12 MB of replies, more than the
+    /// socket holds (4 MiB asked, doubled by the kernel). The server stops reading once 64 KiB of replies
+    /// wait in its own buffer (before, it read on and buffered every reply: megabytes per connection, without
+    /// limit), and every option is still answered, in order, once the client reads.
+    /// </summary>
+    [Test]
+    public void A_client_that_never_reads_its_option_replies_costs_a_bounded_buffer_and_is_answered_in_full()
+    {
+        using var h = new NbdFrontendHarness();
+        using var c = new NbdTestClient(h.SocketPath) { TimeoutMs = 10_000 };
+        c.ReadGreeting();
+        c.SendClientFlags(NbdClientFlags.FixedNewstyle);
+        const int Options = 250_000;
+        var stream = new byte[Options * NbdOptionHeader.Size];
+        for (int i = 0; i < Options; i++)
+            new NbdOptionHeader(NbdOption.List, 0).WriteTo(stream.AsSpan(i * NbdOptionHeader.Size));
+        int sent = 0;
+        for (var idleSince = DateTime.UtcNow; sent < stream.Length && DateTime.UtcNow - idleSince < TimeSpan.FromMilliseconds(500);)
+        {
+            int n = c.SendWithoutWaiting(stream.AsSpan(sent));
+            if (n > 0) { sent += n; idleSince = DateTime.UtcNow; }
+            else Thread.Sleep(5);
+        }
+        int held = h.OnLoop(() => h.Nbd.Connections.Single().UnsentHandshakeBytes);
+        Assert.That(held, Is.LessThanOrEqualTo(NbdConnection.MaxUnsentHandshakeBytes + 64), "replies the server holds for a client that does not read");
+        Assert.That(sent, Is.LessThan(stream.Length), "the server stopped reading, so the client's sends stopped too");
+
+        int options = (sent + NbdOptionHeader.Size - 1) / NbdOptionHeader.Size;
+        var reader = Task.Run(() =>
+        {
+            for (int i = 0; i < options; i++)
+            {
+                Assert.That(c.ReadOptionReply().Header.Type, Is.EqualTo(NbdOptionReplyType.Server), $"reply {i}");
+                Assert.That(c.ReadOptionReply().Header.Type, Is.EqualTo(NbdOptionReplyType.Ack), $"reply {i}");
+            }
+        });
+        c.Send(stream.AsSpan(sent, options * NbdOptionHeader.Size - sent)); // the rest of a cut option
+        Assert.That(reader.Wait(TimeSpan.FromSeconds(30)), Is.True, "every option answered once the client reads");
+        Assert.That(c.OptionReplies(NbdOption.List, [])[^1].Header.Type, Is.EqualTo(NbdOptionReplyType.Ack), "and haggling goes on");
+        h.AssertLoopHealthy();
     }
 
     [Test]

@@ -257,6 +257,18 @@ public sealed class NbdTestClient : IDisposable
         set { _socket.ReceiveTimeout = value; _socket.SendTimeout = value; }
     }
 
+    /// <summary>Sends what the socket takes now without waiting: the bytes sent, 0 when it is full.</summary>
+    public int SendWithoutWaiting(ReadOnlySpan<byte> bytes)
+    {
+        _socket.Blocking = false;
+        try
+        {
+            int n = _socket.Send(bytes, SocketFlags.None, out var error);
+            return error is SocketError.Success ? n : error is SocketError.WouldBlock ? 0 : throw new SocketException((int)error);
+        }
+        finally { _socket.Blocking = true; }
+    }
+
     /// <summary>Half-close: the server reads EOF, while its replies can still be read.</summary>
     public void ShutdownSend() => _socket.Shutdown(SocketShutdown.Send);
 
