@@ -290,7 +290,7 @@ public sealed unsafe class NbdConnection : IVbdFrontend
     /// </summary>
     public const int MaxUnsentHandshakeBytes = 64 * 1024;
 
-    /// <summary>Option replies written but not yet sent (diagnostics and tests).</summary>
+    /// <summary>Option replies written but not yet sent (what the backpressure test checks).</summary>
     public int UnsentHandshakeBytes => _negotiation.Output.WrittenCount - _handshakeSent;
 
     private bool ParseRequest()

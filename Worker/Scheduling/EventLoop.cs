@@ -50,7 +50,7 @@ public sealed unsafe class EventLoop : IDisposable
     /// <summary>The spin-before-sleep window of the waits (off under a virtual clock).</summary>
     public AdaptivePolling Polling { get; }
 
-    /// <summary>Waits whose event was caught while spinning, and waits that went to sleep (diagnostics and tests).</summary>
+    /// <summary>Waits whose event was caught while spinning, and waits that went to sleep (what the polling tests check).</summary>
     public long PolledWakeups { get; private set; }
     public long BlockedWaits { get; private set; }
 

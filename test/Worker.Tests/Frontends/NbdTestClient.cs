@@ -206,18 +206,8 @@ public sealed class NbdTestClient : IDisposable
         }
     }
 
-    public byte[] ReadExactly(int n)
-    {
-        var b = new byte[n];
-        int got = 0;
-        while (got < n)
-        {
-            int r = _socket.Receive(b, got, n - got, SocketFlags.None);
-            if (r == 0) throw new EndOfStreamException($"server closed the connection after {got} of {n} bytes");
-            got += r;
-        }
-        return b;
-    }
+    public byte[] ReadExactly(int n) =>
+        ReadExactlyOrEnd(n) ?? throw new EndOfStreamException($"server closed the connection before any of {n} bytes");
 
     /// <summary>True when the server closed the connection (reads EOF or a reset within the timeout).</summary>
     public bool IsClosedByServer(int timeoutMs = 5000)
